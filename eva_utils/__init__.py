@@ -1,0 +1,22 @@
+"""eva_utils: the helper package behind the course's notebooks.
+
+One import per job, as d2l's package serves its book:
+
+* :mod:`eva_utils.data`     real MNIST (verified, offline fallback), fast and classic loaders
+* :mod:`eva_utils.augment`  batched augmentation on tensors
+* :mod:`eva_utils.models`   one model per course step, ``build(name)``, ``load(path)``
+* :mod:`eva_utils.rf`       receptive-field tables from the real forward pass, ``measure_rf``
+* :mod:`eva_utils.summary`  the torchsummary-style table with an RF column (text and HTML)
+* :mod:`eva_utils.engine`   ``train``/``test``/``fit``, ``seed_everything``, the speed switches
+* :mod:`eva_utils.recipes`  how each step trains, quick mode, the course target
+* :mod:`eva_utils.plots`, :mod:`eva_utils.widgets`, :mod:`eva_utils.report`  what notebooks show
+* ``python -m eva_utils``   the command line (``train``, ``bench``)
+"""
+from .engine import History, Speed, count_parameters, fit, pick_device, seed_everything, test, train
+from .rf import measure_rf, rf_table
+from .summary import summary
+
+__version__ = "0.1.0"
+
+__all__ = ["History", "Speed", "count_parameters", "fit", "measure_rf", "pick_device", "rf_table",
+           "seed_everything", "summary", "test", "train"]

@@ -1,0 +1,179 @@
+"""Augmentation on whole batches of image tensors, a different random draw per image.
+
+Why not torchvision's transforms: those run on one PIL image at a time on the CPU,
+which for 28x28 digits costs as much as the network. Here one ``affine_grid`` +
+``grid_sample`` call warps the whole batch on the training device.
+
+Conventions match ``torchvision.transforms.RandomAffine``/``RandomRotation``: a
+positive angle turns the image counter-clockwise about its centre, translation is
+a fraction of the image size, interpolation is nearest by default, and ``fill`` is
+the value given to pixels that come from outside the image, *on the scale of the
+tensor* (images in [0, 1] here). The course's ``RandomRotation(..., fill=(1,))``
+fills the uint8 PIL image with 1, i.e. 1/255 on this scale (black, not white),
+which is this module's default.
+
+Each callable takes ``(x, generator)`` with ``x`` of shape (N, C, H, W) and returns
+a tensor of the same shape; random parameters are drawn on the CPU from
+``generator`` (so runs repeat with a seed) and moved to ``x``'s device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+#: The course's rotation fill: 1 on the uint8 scale, as a [0, 1] tensor value.
+COURSE_FILL = 1.0 / 255.0
+
+
+def _uniform(n: int, low: float, high: float, generator) -> torch.Tensor:
+    return torch.rand(n, generator=generator, dtype=torch.float64) * (high - low) + low
+
+
+def affine_theta(
+    angle_deg: torch.Tensor,
+    translate_px: Optional[torch.Tensor] = None,
+    scale: Optional[torch.Tensor] = None,
+    size: tuple[int, int] = (28, 28),
+) -> torch.Tensor:
+    """(N, 2, 3) matrices for ``affine_grid``: output pixel -> input pixel, normalised.
+
+    The forward map turns an image by ``angle_deg`` counter-clockwise (y points down
+    in images), scales it by ``scale`` and shifts it by ``translate_px`` (dx, dy in
+    pixels); ``affine_grid`` needs its inverse.
+    """
+    n = len(angle_deg)
+    h, w = size
+    a = torch.deg2rad(angle_deg.double())
+    s = torch.ones(n, dtype=torch.float64) if scale is None else scale.double()
+    cos, sin = torch.cos(a) / s, torch.sin(a) / s
+    # inverse rotation in pixel units, then rescaled for non-square normalised coordinates
+    theta = torch.zeros(n, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0] = cos
+    theta[:, 0, 1] = -sin * h / w
+    theta[:, 1, 0] = sin * w / h
+    theta[:, 1, 1] = cos
+    if translate_px is not None:
+        t = translate_px.double()
+        tx, ty = 2 * t[:, 0] / w, 2 * t[:, 1] / h  # pixels -> normalised units
+        theta[:, 0, 2] = -(theta[:, 0, 0] * tx + theta[:, 0, 1] * ty)
+        theta[:, 1, 2] = -(theta[:, 1, 0] * tx + theta[:, 1, 1] * ty)
+    return theta
+
+
+def warp(x: torch.Tensor, theta: torch.Tensor, fill: float = COURSE_FILL, mode: str = "nearest") -> torch.Tensor:
+    """Apply per-image affine matrices; pixels from outside the image get ``fill``."""
+    theta = theta.to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # grid_sample pads with zeros; shifting by `fill` makes the padding equal `fill`
+    return F.grid_sample(x - fill, grid, mode=mode, padding_mode="zeros", align_corners=False) + fill
+
+
+@dataclass
+class RandomAffine:
+    """Random rotation (+-``degrees``), optional translation and scale, per image.
+
+    ``RandomAffine(degrees=7)`` is the batched twin of the course's
+    ``transforms.RandomRotation((-7.0, 7.0), fill=(1,))``.
+    ``translate=(a, b)``: shift by up to a*W, b*H pixels; ``scale=(lo, hi)``.
+    Note that with nearest interpolation (the course's, and PIL's default) a 28x28
+    image turned by less than about 2 degrees comes out unchanged: no pixel moves
+    by half a pixel. ``mode="bilinear"`` changes every draw a little.
+    """
+
+    degrees: float | Sequence[float] = 7.0
+    translate: Optional[Sequence[float]] = None
+    scale: Optional[Sequence[float]] = None
+    fill: float = COURSE_FILL
+    mode: str = "nearest"
+
+    def __post_init__(self):
+        if isinstance(self.degrees, (int, float)):
+            if self.degrees < 0:
+                raise ValueError(f"degrees must be >= 0, got {self.degrees}")
+            self.degrees = (-float(self.degrees), float(self.degrees))
+        if self.mode not in ("nearest", "bilinear"):
+            raise ValueError(f"mode must be 'nearest' or 'bilinear', got {self.mode!r}")
+
+    def sample(self, n: int, size: tuple[int, int], generator=None) -> torch.Tensor:
+        """Draw ``n`` affine matrices (one per image)."""
+        h, w = size
+        angle = _uniform(n, *self.degrees, generator)
+        shift = None
+        if self.translate is not None:
+            max_dx, max_dy = self.translate[0] * w, self.translate[1] * h
+            shift = torch.stack([_uniform(n, -max_dx, max_dx, generator),
+                                 _uniform(n, -max_dy, max_dy, generator)], dim=1).round()
+        scale = None if self.scale is None else _uniform(n, *self.scale, generator)
+        return affine_theta(angle, shift, scale, size)
+
+    def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        theta = self.sample(len(x), tuple(x.shape[-2:]), generator)
+        return warp(x, theta, self.fill, self.mode)
+
+
+def rotate(x: torch.Tensor, degrees: float, fill: float = COURSE_FILL, mode: str = "nearest") -> torch.Tensor:
+    """Rotate every image of the batch by the same angle (for tests and figures)."""
+    theta = affine_theta(torch.full((len(x),), float(degrees)), size=tuple(x.shape[-2:]))
+    return warp(x, theta, fill, mode)
+
+
+@dataclass
+class RandomHorizontalFlip:
+    """Flip each image left-right with probability ``p`` (CIFAR; never for digits)."""
+
+    p: float = 0.5
+
+    def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        flip = (torch.rand(len(x), generator=generator) < self.p).to(x.device)
+        return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+@dataclass
+class RandomCrop:
+    """Pad by ``padding`` (with ``fill``) and take a random crop of the original size, per image."""
+
+    padding: int = 4
+    fill: float = 0.0
+
+    def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        n, _, h, w = x.shape
+        p = self.padding
+        dx = torch.randint(-p, p + 1, (n,), generator=generator)
+        dy = torch.randint(-p, p + 1, (n,), generator=generator)
+        theta = affine_theta(torch.zeros(n), torch.stack([dx, dy], 1).double(), size=(h, w))
+        return warp(x, theta, self.fill, "nearest")
+
+
+@dataclass
+class Cutout:
+    """Zero (``fill``) one ``size`` x ``size`` square per image at a random centre (CoarseDropout)."""
+
+    size: int = 8
+    fill: float = 0.0
+    p: float = 1.0
+
+    def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        n, _, h, w = x.shape
+        cy = torch.randint(0, h, (n,), generator=generator).to(x.device).view(-1, 1, 1)
+        cx = torch.randint(0, w, (n,), generator=generator).to(x.device).view(-1, 1, 1)
+        use = (torch.rand(n, generator=generator) < self.p).to(x.device).view(-1, 1, 1)
+        ys = torch.arange(h, device=x.device).view(1, -1, 1)
+        xs = torch.arange(w, device=x.device).view(1, 1, -1)
+        half = self.size // 2
+        box = (ys >= cy - half) & (ys < cy - half + self.size) & (xs >= cx - half) & (xs < cx - half + self.size)
+        return torch.where((box & use).unsqueeze(1), torch.as_tensor(self.fill, dtype=x.dtype), x)
+
+
+@dataclass
+class Compose:
+    """Apply batched augmentations in order."""
+
+    steps: Sequence
+
+    def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        for step in self.steps:
+            x = step(x, generator)
+        return x

@@ -1,0 +1,195 @@
+"""``python -m eva_utils bench``: the textbook pipeline against the fast path, in one process.
+
+Every variant trains the final course model (recipe ``final``) from the same seed
+for the same number of batches, after a short warm-up, and the table reports
+images/s, seconds per 60k-image epoch, the peak memory the variant added, and the
+speed-up over the textbook pipeline measured in this same run. Ratios, not absolute
+timings, are what carry from one machine to another.
+
+Variants: (a) ``textbook``: torchvision MNIST + PIL RandomRotation + DataLoader, fp32,
+NCHW, eager, ``zero_grad()`` and ``.item()`` every batch; each fast-path switch alone
+on top of it; and (b) ``fast path``: every switch that is on by default on this device.
+Then it times evaluation of the 10k test images and (unless ``--skip-full``) a full
+15-epoch run of the fast path with the course's recipe.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from . import data, engine, models, recipes
+
+
+def _rss_bytes() -> int:
+    """Resident memory of this process now (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class PeakMemory:
+    """Peak memory a block of code adds: CUDA's allocator counter, else sampled RSS."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak = 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+            return self
+        self.base = _rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss_bytes() - self.base)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self.base
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, _rss_bytes() - self.base)
+
+
+@dataclass
+class Variant:
+    name: str
+    fast_loader: bool
+    speed: engine.Speed
+
+
+@dataclass
+class Result:
+    name: str
+    images_per_s: float
+    epoch_s: float
+    peak_mb: float
+    speedup: float = 1.0
+
+
+def variants(device: torch.device) -> list[Variant]:
+    """The textbook pipeline, each switch alone on top of it, and the default fast path."""
+    base = engine.Speed.textbook()
+    fast = engine.Speed()
+    out = [
+        Variant("textbook (DataLoader+PIL, fp32, NCHW, eager)", False, base),
+        Variant("+ tensor loader, batched rotation", True, base),
+        Variant("+ channels_last", False, replace(base, channels_last=True)),
+        Variant("+ zero_grad(set_to_none), sync every 20", False, replace(base, set_to_none=True, sync_every=20)),
+    ]
+    if engine.bf16_supported(device):
+        out.append(Variant("+ bf16 autocast", False, replace(base, amp=True)))
+    out.append(Variant("+ torch.compile", False, replace(base, compile=True)))
+    out.append(Variant(f"fast path (defaults on {device.type})", True, fast))
+    return out
+
+
+def time_training(variant: Variant, device, batches: int, warmup: int, root=None) -> tuple[float, float]:
+    """(seconds per batch, peak MB) of ``batches`` training steps after ``warmup`` steps."""
+    recipe = recipes.get_recipe("final")
+    engine.seed_everything(1)
+    n_images = (batches + warmup) * recipe.batch_size
+    loaders = data.loaders(recipe.batch_size, fast=variant.fast_loader, rotation=recipe.rotation,
+                           device=device, root=root, seed=1, train_limit=n_images, test_limit=1000)
+    model = models.build(recipe.model)
+    optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), 1)
+    net = variant.speed.prepare(model, device)
+    kwargs = dict(scheduler=scheduler, speed=variant.speed, progress=False)
+    # warm-up: first batches pay for allocation (and compilation)
+    engine.train(net, device, loaders.train, optimizer, max_batches=warmup, **kwargs)
+    with PeakMemory(device) as mem:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        engine.train(net, device, loaders.train, optimizer, max_batches=batches, **kwargs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    return seconds / batches, mem.peak / 2**20
+
+
+def time_evaluation(device, root=None, repeats: int = 3) -> float:
+    """Best-of-``repeats`` seconds to evaluate the 10k test images with the fast path."""
+    loaders = data.loaders(1000, device=device, root=root, train_limit=1)
+    model = engine.Speed().prepare(models.build("final"), device)
+    engine.evaluate(model, device, loaders.test)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        engine.evaluate(model, device, loaders.test)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def full_run(device, root=None) -> tuple[float, engine.History]:
+    """Wall seconds of the course's full 15-epoch fast run (seed 1), with its history."""
+    recipe = recipes.get_recipe("final")
+    engine.seed_everything(1)
+    start = time.perf_counter()
+    loaders = data.loaders(recipe.batch_size, rotation=recipe.rotation, device=device, root=root, seed=1)
+    model = models.build(recipe.model)
+    optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train))
+    history = engine.fit(model, recipe.epochs, loaders.train, loaders.test, optimizer, scheduler,
+                         device=device, progress=False, verbose=False)
+    return time.perf_counter() - start, history
+
+
+def format_table(results: list[Result], batch_size: int) -> str:
+    head = f"| {'variant':<46} | {'images/s':>9} | {'s/epoch (60k)':>13} | {'peak MB':>8} | {'speed-up':>8} |"
+    rule = "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"
+    rows = [head, rule]
+    for r in results:
+        rows.append(f"| {r.name:<46} | {r.images_per_s:>9,.0f} | {r.epoch_s:>13.1f} | {r.peak_mb:>8.1f} | {r.speedup:>7.2f}x |")
+    return "\n".join(rows)
+
+
+def machine_line(device: torch.device) -> str:
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
+        if engine.bf16_supported(device):
+            what += ", bf16 (AVX-512 BF16/AMX)"
+    return f"device {device} ({what}), torch {torch.__version__}"
+
+
+def run_bench(args) -> int:
+    device = engine.pick_device(args.device)
+    batches, warmup = (3, 1) if args.tiny else (args.batches, 5)
+    batch_size = recipes.get_recipe("final").batch_size
+    print(f"Benchmark on {machine_line(device)}: {batches} timed batches of {batch_size} per variant")
+    results = []
+    for v in variants(device):
+        if args.tiny and v.speed.compile:
+            continue  # compiling costs more than a tiny run measures
+        per_batch, peak = time_training(v, device, batches, warmup, args.data)
+        results.append(Result(v.name, batch_size / per_batch, per_batch * 60000 / batch_size, peak))
+        print(f"  {v.name}: {per_batch * 1000:.1f} ms/batch", flush=True)
+    base = results[0].images_per_s
+    for r in results:
+        r.speedup = r.images_per_s / base
+    print()
+    print(format_table(results, batch_size))
+    eval_s = time_evaluation(device, args.data, repeats=1 if args.tiny else 3)
+    print(f"\nEvaluation of the 10,000 test images (fast path, batch 1000): {eval_s:.2f} s")
+    if not (args.skip_full or args.tiny):
+        wall, history = full_run(device, args.data)
+        _, line = recipes.target_report(history)
+        print(f"Full 15-epoch fast run of 'final' (seed 1), data loading included: {wall:.1f} s wall")
+        print(line)
+    return 0

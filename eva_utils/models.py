@@ -1,0 +1,192 @@
+"""The course's models, one per step, written the way the course teaches them.
+
+Every block's comment gives its output size and receptive field (RF) for a 28x28
+input, as ``# 28 -> 26 | RF 3``; :func:`eva_utils.rf_table` recomputes those numbers
+from the real forward pass and the notebooks show both.
+
+Steps (each changes one idea from the one before):
+
+* ``skeleton``     - the structure: two conv blocks, a 1x1 + max-pool transition at RF 6,
+                     and a small convolutional head instead of a big dense layer.
+* ``lighter``      - the same structure with far fewer channels (under 10k parameters).
+* ``batchnorm``    - ``lighter`` + BatchNorm after every 3x3/1x1 conv but the last.
+* ``regularizer``  - dropout, and global average pooling instead of the 6x6 head; the
+                     parameters GAP frees pay for a wider last block. Under 8k parameters.
+* ``augmentation`` and ``final`` - the same architecture for notebooks 05 and 06, which
+  change the data (rotation) and the optimizer (OneCycleLR); see :mod:`eva_utils.recipes`.
+
+Models return log-probabilities (``log_softmax``) as the PyTorch MNIST example does.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+#: The image size every MNIST model of the course is designed for (C, H, W).
+MNIST_INPUT = (1, 28, 28)
+
+
+def check_input(x: torch.Tensor, expected=MNIST_INPUT) -> None:
+    """Fail clearly on a wrong image size instead of returning a number for the wrong input.
+
+    (The GAP models would accept any size, and their planned receptive fields would
+    silently no longer hold.)
+    """
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(expected):
+        raise ValueError(f"expected a batch of shape (N, {', '.join(map(str, expected))}) "
+                         f"(MNIST digits), got {tuple(x.shape)}; resize or pad the images to "
+                         f"{expected[1]}x{expected[2]} with {expected[0]} channel(s)")
+
+
+def conv_block(in_ch: int, out_ch: int, kernel: int = 3, padding: int = 0, *,
+               bn: bool = False, dropout: float = 0.0, relu: bool = True) -> nn.Sequential:
+    """Conv -> (BatchNorm) -> ReLU -> (Dropout). A conv followed by BN needs no bias."""
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, padding=padding, bias=not bn)]
+    if bn:
+        layers.append(nn.BatchNorm2d(out_ch))
+    if relu:
+        layers.append(nn.ReLU())
+    if dropout:
+        layers.append(nn.Dropout2d(dropout))
+    return nn.Sequential(*layers)
+
+
+class Skeleton(nn.Module):
+    """Step 1: get the structure right; size and accuracy come later (~42k params)."""
+
+    def __init__(self):
+        super().__init__()
+        # Block 1: edges and gradients
+        self.conv1 = conv_block(1, 16)                    # 28 -> 26 | RF 3
+        self.conv2 = conv_block(16, 32)                   # 26 -> 24 | RF 5
+        # Transition: max-pool where RF ~ 5-7 (MNIST edges are that big), then 1x1 to squeeze
+        self.pool1 = nn.MaxPool2d(2, 2)                   # 24 -> 12 | RF 6
+        self.trans1 = conv_block(32, 16, kernel=1)        # 12 -> 12 | RF 6
+        # Block 2: parts of digits
+        self.conv3 = conv_block(16, 32)                   # 12 -> 10 | RF 10
+        self.conv4 = conv_block(32, 32)                   # 10 -> 8  | RF 14
+        self.conv5 = conv_block(32, 64)                   # 8 -> 6   | RF 18
+        # Head: 1x1 to 10 channels, then one 6x6 conv sees the whole map (no big dense layer)
+        self.head1 = conv_block(64, 10, kernel=1)         # 6 -> 6   | RF 18
+        self.head2 = nn.Conv2d(10, 10, 6)                 # 6 -> 1   | RF 28
+
+    def forward(self, x):
+        check_input(x)
+        x = self.trans1(self.pool1(self.conv2(self.conv1(x))))
+        x = self.conv5(self.conv4(self.conv3(x)))
+        x = self.head2(self.head1(x))
+        return F.log_softmax(x.flatten(1), dim=1)
+
+
+class Lighter(nn.Module):
+    """Step 2: the skeleton's structure with few channels (under 10k params)."""
+
+    def __init__(self, bn: bool = False):
+        super().__init__()
+        # Block 1
+        self.conv1 = conv_block(1, 8, bn=bn)              # 28 -> 26 | RF 3
+        self.conv2 = conv_block(8, 16, bn=bn)             # 26 -> 24 | RF 5
+        # Transition
+        self.pool1 = nn.MaxPool2d(2, 2)                   # 24 -> 12 | RF 6
+        self.trans1 = conv_block(16, 8, kernel=1, bn=bn)  # 12 -> 12 | RF 6
+        # Block 2
+        self.conv3 = conv_block(8, 12, bn=bn)             # 12 -> 10 | RF 10
+        self.conv4 = conv_block(12, 16, bn=bn)            # 10 -> 8  | RF 14
+        self.conv5 = conv_block(16, 12, bn=bn)            # 8 -> 6   | RF 18
+        # Head
+        self.head1 = conv_block(12, 10, kernel=1, bn=bn)  # 6 -> 6   | RF 18
+        self.head2 = nn.Conv2d(10, 10, 6)                 # 6 -> 1   | RF 28
+
+    def forward(self, x):
+        check_input(x)
+        x = self.trans1(self.pool1(self.conv2(self.conv1(x))))
+        x = self.conv5(self.conv4(self.conv3(x)))
+        x = self.head2(self.head1(x))
+        return F.log_softmax(x.flatten(1), dim=1)
+
+
+class BatchNormNet(Lighter):
+    """Step 3: ``Lighter`` with BatchNorm after every conv but the last."""
+
+    def __init__(self):
+        super().__init__(bn=True)
+
+
+class Regularized(nn.Module):
+    """Step 4 (and the final model): dropout + global average pooling, under 8k params.
+
+    GAP replaces the 6x6 head (3,600 weights), which pays for a 16-channel last block.
+    """
+
+    def __init__(self, dropout: float = 0.05):
+        super().__init__()
+        d = dropout
+        # Block 1
+        self.conv1 = conv_block(1, 8, bn=True, dropout=d)             # 28 -> 26 | RF 3
+        self.conv2 = conv_block(8, 16, bn=True, dropout=d)            # 26 -> 24 | RF 5
+        # Transition
+        self.pool1 = nn.MaxPool2d(2, 2)                               # 24 -> 12 | RF 6
+        self.trans1 = conv_block(16, 10, kernel=1, bn=True)           # 12 -> 12 | RF 6
+        # Block 2
+        self.conv3 = conv_block(10, 16, bn=True, dropout=d)           # 12 -> 10 | RF 10
+        self.conv4 = conv_block(16, 16, bn=True, dropout=d)           # 10 -> 8  | RF 14
+        self.conv5 = conv_block(16, 16, bn=True, dropout=d)           # 8 -> 6   | RF 18
+        # Output: GAP sees the whole 6x6 map, a 1x1 conv maps 16 channels to 10 classes
+        self.gap = nn.AdaptiveAvgPool2d(1)                            # 6 -> 1   | RF 28
+        self.head = nn.Conv2d(16, 10, 1, bias=False)                  # 1 -> 1   | RF 28
+
+    def forward(self, x):
+        check_input(x)
+        x = self.trans1(self.pool1(self.conv2(self.conv1(x))))
+        x = self.conv5(self.conv4(self.conv3(x)))
+        x = self.head(self.gap(x))
+        return F.log_softmax(x.flatten(1), dim=1)
+
+
+#: name -> constructor, one name per course step. Steps 05 (``augmentation``) and 06
+#: (``final``) keep step 04's architecture: they change the data and the optimizer.
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "skeleton": Skeleton,
+    "lighter": Lighter,
+    "batchnorm": BatchNormNet,
+    "regularizer": Regularized,
+    "augmentation": Regularized,
+    "final": Regularized,
+}
+
+
+def build(name: str, **kwargs) -> nn.Module:
+    """Build a registered model by name; unknown names list the known ones."""
+    try:
+        factory = MODELS[name]
+    except KeyError:
+        known = ", ".join(sorted(MODELS))
+        raise ValueError(f"unknown model {name!r}; choose one of: {known}") from None
+    model = factory(**kwargs)
+    model.registry_name = name
+    model.registry_kwargs = dict(kwargs)
+    return model
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model saved by ``--save``/``save_checkpoint`` and return it in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path} is not a readable eva_utils checkpoint ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}); re-create it with "
+                         "`python -m eva_utils train --save PATH`") from None
+    if not isinstance(state, dict) or "state_dict" not in state or not state.get("model_name"):
+        raise ValueError(f"{path} is not an eva_utils checkpoint (no model name/state_dict); "
+                         "re-create it with `python -m eva_utils train --save PATH`")
+    model = build(state["model_name"], **state.get("model_kwargs", {}))
+    model.load_state_dict(state["state_dict"])
+    return model.eval()

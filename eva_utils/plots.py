@@ -1,0 +1,159 @@
+"""The figures a student wants after a run, each drawn from measured data.
+
+Every function returns the matplotlib Figure (notebooks display it; tests check it).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .data import MNIST_MEAN, MNIST_STD
+
+
+def plot_history(history, title: str = "") -> plt.Figure:
+    """Train/test loss and accuracy per epoch, side by side."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.6))
+    ep = history.epoch
+    ax_loss.plot(ep, history.train_loss, "o-", label="train")
+    ax_loss.plot(ep, history.test_loss, "o-", label="test")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss", yscale="log")
+    ax_acc.plot(ep, history.train_acc, "o-", label="train")
+    ax_acc.plot(ep, history.test_acc, "o-", label="test")
+    ax_acc.axhline(99.4, color="grey", ls="--", lw=1, label="99.40% target")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+    low = min(min(history.train_acc), min(history.test_acc))
+    ax_acc.set_ylim(max(low - 0.5, 90.0) if low > 90 else low - 1, 100)
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gap(histories: dict, title: str = "Train minus test accuracy") -> plt.Figure:
+    """The over-fitting gap (train - test accuracy, in points) per epoch, one line per run."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for name, h in histories.items():
+        gap = np.asarray(h.train_acc) - np.asarray(h.test_acc)
+        ax.plot(h.epoch, gap, "o-", label=name)
+    ax.axhline(0, color="grey", lw=1)
+    ax.set(xlabel="epoch", ylabel="train - test (points)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr(history, title: str = "Learning rate at every optimizer step") -> plt.Figure:
+    """The LR the optimizer really used, step by step (proves the scheduler stepped)."""
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    lrs = np.asarray(history.batch_lr)
+    steps_per_epoch = len(lrs) / max(len(history), 1)
+    ax.plot(np.arange(len(lrs)) / steps_per_epoch, lrs)
+    ax.set(xlabel="epoch", ylabel="learning rate", title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def denormalize(x: torch.Tensor, mean=(MNIST_MEAN,), std=(MNIST_STD,)) -> torch.Tensor:
+    """Normalised (N, C, H, W) -> [0, 1] for display."""
+    mean = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    return (x * std + mean).clamp(0, 1)
+
+
+def show_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, ncols: int = 8,
+                title: str = "", normalized: bool = True, class_names=None) -> plt.Figure:
+    """A grid of images (normalised tensors unless ``normalized=False``)."""
+    images = images.detach().float().cpu()
+    if normalized:
+        images = denormalize(images) if images.shape[1] == 1 else images
+    n = len(images)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.55 * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = images[i]
+        if img.shape[0] == 1:
+            ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(img.permute(1, 2, 0).clamp(0, 1))
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_augmented(loader, n: int = 8, repeats: int = 4) -> plt.Figure:
+    """The same ``n`` training digits drawn ``repeats`` times through the loader's augmentation.
+
+    Row 1 is the original; each further row is a new random draw, so the per-image
+    rotation is visible.
+    """
+    index = torch.arange(n, device=loader.images.device)
+    original = loader.normalize(loader.images[index].float() / 255.0)
+    rows = [original] + [loader.batch(index)[0] for _ in range(repeats)]
+    titles = [f"original {int(t)}" for t in loader.targets[index]] + [""] * (n * repeats)
+    return show_images(torch.cat(rows).cpu(), titles, ncols=n, title="Row 1: original; rows 2+: random draws")
+
+
+@torch.inference_mode()
+def predictions(model, loader, device=None):
+    """(images, targets, predictions, probabilities) over a whole loader, on the CPU."""
+    model.eval()
+    device = device or next(model.parameters()).device
+    xs, ys, ps, probs = [], [], [], []
+    for x, y in loader:
+        out = model(x.to(device)).float()
+        xs.append(x.cpu())
+        ys.append(y.cpu())
+        ps.append(out.argmax(1).cpu())
+        probs.append(out.softmax(1).cpu())
+    return torch.cat(xs), torch.cat(ys), torch.cat(ps), torch.cat(probs)
+
+
+def misclassified(model, loader, device=None):
+    """Images, targets, predictions and probabilities of the wrongly classified samples."""
+    x, y, p, prob = predictions(model, loader, device)
+    wrong = p != y
+    return x[wrong], y[wrong], p[wrong], prob[wrong]
+
+
+def show_misclassified(model, loader, n: int = 24, class_names=None, device=None) -> plt.Figure:
+    """A grid of up to ``n`` misclassified test images titled 'pred X / true Y'."""
+    x, y, p, _ = misclassified(model, loader, device)
+    name = (lambda i: class_names[i]) if class_names else str
+    titles = [f"pred {name(int(a))} / true {name(int(b))}" for a, b in zip(p[:n], y[:n])]
+    title = f"{len(x)} misclassified test images (first {min(n, len(x))} shown)"
+    if len(x) == 0:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no misclassified images", ha="center")
+        return fig
+    return show_images(x[:n], titles, ncols=8, title=title)
+
+
+def plot_steps(rows: Sequence[dict], target_params: int = 8000, target_acc: float = 99.4) -> plt.Figure:
+    """Params vs best test accuracy for every course step (rows: name, params, best_acc)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for r in rows:
+        ax.scatter(r["params"], r["best_acc"], s=60)
+        ax.annotate(r["name"], (r["params"], r["best_acc"]), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    ax.axvline(target_params, color="grey", ls="--", lw=1)
+    ax.axhline(target_acc, color="grey", ls="--", lw=1)
+    ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="best test accuracy (%)",
+           title="The course's steps: size against accuracy (dashed: the target)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

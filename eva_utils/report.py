@@ -1,0 +1,135 @@
+"""Results as Markdown, rendered from a run's history so no number is typed by hand.
+
+Each notebook shows a placeholder under its Target at the top
+(:func:`results_placeholder`) and fills it at the end (:func:`show_results`), so the
+Results at the top of a committed notebook are the numbers of that notebook's own run.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from . import recipes
+
+RESULTS_DISPLAY_ID = "eva-results"
+
+#: Each notebook's full-run history, written by that notebook (read by later ones).
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "results"
+
+
+def save_history(history, step: str, quick: bool = False, results_dir: Optional[Path] = None) -> Optional[Path]:
+    """Keep a full run's history as ``notebooks/results/<step>.json`` for later notebooks.
+
+    A quick (EVA_SMOKE) run is never saved: it must not replace a real result.
+    """
+    if quick:
+        return None
+    path = Path(results_dir or RESULTS_DIR) / f"{step}.json"
+    history.save(path)
+    return path
+
+
+def load_history(step: str, results_dir: Optional[Path] = None):
+    """The committed full-run history of an earlier notebook."""
+    from .engine import History
+
+    path = Path(results_dir or RESULTS_DIR) / f"{step}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run notebook {step} in full first (make notebooks)")
+    return History.load(path)
+
+
+def step_rows(steps: Sequence[str], current: Optional[dict] = None, results_dir: Optional[Path] = None) -> list:
+    """Rows (name, params, best_acc, best_epoch, last3) for earlier steps' saved runs and this one."""
+    histories = {s: load_history(s, results_dir) for s in steps}
+    histories.update(current or {})
+    rows = []
+    for name, h in histories.items():
+        best, epoch = h.best_test
+        rows.append({"name": name, "params": h.meta["params"], "best_acc": best,
+                     "best_epoch": epoch, "last3": h.last(3)})
+    return rows
+
+
+def device_description(device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def results_markdown(history, title: str = "Results", quick: bool = False) -> str:
+    """The Results block: params, best train/test accuracy, epoch, last 3, time, device."""
+    best_test, best_epoch = history.best_test
+    best_train, train_epoch = history.best_train
+    last = ", ".join(f"{a:.2f}%" for a in history.last(3))
+    total_s = sum(history.seconds)
+    met, target_line = recipes.target_report(history)
+    lines = [
+        f"### {title}",
+        "",
+        "| measured | value |",
+        "|---|---|",
+        f"| parameters | {history.meta['params']:,} |",
+        f"| best train accuracy | {best_train:.2f}% (epoch {train_epoch}) |",
+        f"| best test accuracy | {best_test:.2f}% (epoch {best_epoch}) |",
+        f"| last 3 test accuracies | {last} |",
+        f"| last-epoch gap (train - test) | {history.train_acc[-1] - history.test_acc[-1]:+.2f} points |",
+        f"| epochs | {len(history)} |",
+        f"| training time | {total_s:.0f} s ({total_s / max(len(history), 1):.1f} s/epoch) on "
+        f"{history.meta.get('device_name', history.meta.get('device', '?'))} |",
+        "",
+        f"*{target_line}.*",
+    ]
+    if quick:
+        lines += ["", "**Quick mode (EVA_SMOKE): a few hundred images, one epoch. Not a real result.**"]
+    return "\n".join(lines)
+
+
+def results_placeholder():
+    """Display the slot the final cell fills with the run's Results (a display handle)."""
+    from IPython.display import Markdown, display
+
+    return display(Markdown("*Results appear here when the notebook has run to the end.*"),
+                   display_id=RESULTS_DISPLAY_ID)
+
+
+def show_results(history, title: str = "Results", quick: bool = False) -> str:
+    """Render the Results, both here and in the placeholder at the top of the notebook."""
+    from IPython.display import Markdown, display, update_display
+
+    text = results_markdown(history, title, quick)
+    update_display(Markdown(text), display_id=RESULTS_DISPLAY_ID)
+    display(Markdown(text))
+    return text
+
+
+def seeds_markdown(histories: dict) -> str:
+    """A table of per-seed results (seed -> history) with the target verdict of each."""
+    rows = ["| seed | params | best test (epoch) | last 3 test accuracies | target |", "|---|---|---|---|---|"]
+    for seed, h in histories.items():
+        best, ep = h.best_test
+        met, _ = recipes.target_report(h)
+        last = ", ".join(f"{a:.2f}" for a in h.last(3))
+        rows.append(f"| {seed} | {h.meta['params']:,} | {best:.2f}% ({ep}) | {last} | {'met' if met else 'NOT met'} |")
+    return "\n".join(rows)
+
+
+def steps_markdown(rows: Sequence[dict]) -> str:
+    """The course's steps side by side (rows: name, params, best_acc, best_epoch, last3)."""
+    out = ["| step | params | best test (epoch) | last 3 test accuracies |", "|---|---|---|---|"]
+    for r in rows:
+        last = ", ".join(f"{a:.2f}" for a in r["last3"])
+        out.append(f"| {r['name']} | {r['params']:,} | {r['best_acc']:.2f}% ({r['best_epoch']}) | {last} |")
+    return "\n".join(out)
+
+
+def run_header(device, quick: bool, started: Optional[float] = None) -> str:
+    """One line saying where and when this notebook ran (shown in its header)."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started or time.time()))
+    mode = "QUICK MODE (EVA_SMOKE), not a real run" if quick else "full run"
+    return f"Ran on {device_description(device)}, torch {torch.__version__}, {when}: {mode}."

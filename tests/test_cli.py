@@ -1,0 +1,43 @@
+"""The command line, end to end on a small subset of real MNIST."""
+import subprocess
+import sys
+
+import pytest
+
+from eva_utils import models
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "eva_utils", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_train_runs_end_to_end_and_saves_a_loadable_checkpoint(tmp_path):
+    ckpt = tmp_path / "final.pt"
+    r = run_cli("train", "--model", "final", "--epochs", "2", "--seed", "1", "--save", str(ckpt),
+                "--train-limit", "512", "--test-limit", "500", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "Total params: 7,756" in out and "RF" in out
+    assert out.count("Test set: Average loss:") == 2 and "/500 (" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("Course target NOT MET") and "7,756 parameters < 8,000" in last
+    model = models.load(ckpt)
+    assert not model.training and model.registry_name == "final"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--model", "resnet"], "invalid choice"),
+    (["train", "--epochs", "0"], "must be at least 1"),
+    (["train", "--epochs", "ten"], "expected a whole number"),
+])
+def test_bad_arguments_get_clear_errors(args, message):
+    r = run_cli(*args)
+    assert r.returncode == 2
+    assert message in r.stderr
+
+
+def test_bench_tiny_mode_prints_the_table():
+    r = run_cli("bench", "--tiny", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "| textbook (DataLoader+PIL, fp32, NCHW, eager)" in r.stdout
+    assert "fast path" in r.stdout and "Evaluation of the 10,000 test images" in r.stdout

