@@ -84,9 +84,9 @@ def show_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, nc
             continue
         img = images[i]
         if img.shape[0] == 1:
-            ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
         else:
-            ax.imshow(img.permute(1, 2, 0).clamp(0, 1))
+            ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)
     if title:

@@ -62,13 +62,19 @@ def device_description(device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def results_markdown(history, title: str = "Results", quick: bool = False) -> str:
-    """The Results block: params, best train/test accuracy, epoch, last 3, time, device."""
+def results_markdown(history, title: str = "Results", quick: bool = False,
+                     target_line: Optional[str] = None) -> str:
+    """The Results block: params, best train/test accuracy, epoch, last 3, time, device.
+
+    ``target_line`` states the verdict against a notebook's own target; by default the
+    MNIST course target (:func:`eva_utils.recipes.target_report`).
+    """
     best_test, best_epoch = history.best_test
     best_train, train_epoch = history.best_train
     last = ", ".join(f"{a:.2f}%" for a in history.last(3))
     total_s = sum(history.seconds)
-    met, target_line = recipes.target_report(history)
+    if target_line is None:
+        _, target_line = recipes.target_report(history)
     lines = [
         f"### {title}",
         "",
@@ -90,19 +96,20 @@ def results_markdown(history, title: str = "Results", quick: bool = False) -> st
     return "\n".join(lines)
 
 
-def results_placeholder():
-    """Display the slot the final cell fills with the run's Results (a display handle)."""
+def results_placeholder() -> None:
+    """Display the slot that :func:`show_results` fills with the run's Results."""
     from IPython.display import Markdown, display
 
-    return display(Markdown("*Results appear here when the notebook has run to the end.*"),
-                   display_id=RESULTS_DISPLAY_ID)
+    display(Markdown("*Results appear here when the notebook has run to the end.*"),
+            display_id=RESULTS_DISPLAY_ID)
 
 
-def show_results(history, title: str = "Results", quick: bool = False) -> str:
+def show_results(history, title: str = "Results", quick: bool = False,
+                 target_line: Optional[str] = None) -> str:
     """Render the Results, both here and in the placeholder at the top of the notebook."""
     from IPython.display import Markdown, display, update_display
 
-    text = results_markdown(history, title, quick)
+    text = results_markdown(history, title, quick, target_line)
     update_display(Markdown(text), display_id=RESULTS_DISPLAY_ID)
     display(Markdown(text))
     return text

@@ -26,7 +26,7 @@ def draw_rf_window(image: torch.Tensor, row, unit: Optional[tuple[int, int]] = N
     """Draw ``image`` (1, H, W, normalised) with the input window one unit of ``row`` sees."""
     if ax is None:
         _, ax = plt.subplots(figsize=(3.6, 3.6))
-    img = denormalize(image.unsqueeze(0))[0, 0].cpu()
+    img = denormalize(image.unsqueeze(0))[0, 0].cpu().numpy()
     h, w = img.shape
     grid = row.geometry.grid_hw
     unit = unit or row.geometry.center_unit()
@@ -107,9 +107,9 @@ def draw_prediction(image: torch.Tensor, target: int, pred: int, prob: torch.Ten
     fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(7, 2.8), gridspec_kw={"width_ratios": [1, 1.6]})
     img = denormalize(image.unsqueeze(0))[0] if image.shape[0] == 1 else image
     if img.shape[0] == 1:
-        ax_img.imshow(img[0].cpu(), cmap="gray", vmin=0, vmax=1)
+        ax_img.imshow(img[0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
     else:
-        ax_img.imshow(img.permute(1, 2, 0).clamp(0, 1).cpu())
+        ax_img.imshow(img.permute(1, 2, 0).clamp(0, 1).cpu().numpy())
     ax_img.set_title(f"pred {names[pred]} / true {names[target]}")
     ax_img.axis("off")
     colors = ["tab:red" if i == pred else "tab:green" if i == target else "tab:gray" for i in range(len(prob))]

@@ -1,0 +1,100 @@
+"""What the notebooks show: Results rendered from a history, figures, widgets without a front end."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import ipywidgets
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from eva_utils import data, engine, models, plots, recipes, report, widgets
+
+
+@pytest.fixture(scope="module")
+def trained():
+    engine.seed_everything(0)
+    loaders = data.loaders(64, device="cpu", rotation=7, train_limit=256, test_limit=200, test_batch_size=100)
+    model = models.build("final")
+    opt, sched = recipes.get_recipe("final").make_optimizer(model, len(loaders.train), 2)
+    history = engine.fit(model, 2, loaders.train, loaders.test, opt, sched, progress=False, verbose=False)
+    return model, loaders, history
+
+
+def fake_history(test_acc, params=7756):
+    h = engine.History(meta={"params": params, "device": "cpu"})
+    for i, acc in enumerate(test_acc, 1):
+        h.add(epoch=i, train_loss=0.1, train_acc=acc + 0.1, test_loss=0.02, test_acc=acc,
+              test_correct=int(acc * 100), test_total=10000, lr=0.01, seconds=5.0)
+    return h
+
+
+def test_results_are_rendered_from_the_history(trained):
+    _, _, history = trained
+    text = report.results_markdown(history)
+    best, epoch = history.best_test
+    assert f"| parameters | {history.meta['params']:,} |" in text
+    assert f"{best:.2f}% (epoch {epoch})" in text
+    assert ", ".join(f"{a:.2f}%" for a in history.last(3)) in text
+
+
+def test_target_report_needs_every_one_of_the_last_three_epochs():
+    met, line = recipes.target_report(fake_history([98.0] * 12 + [99.41, 99.45, 99.40]))
+    assert met and line.startswith("Course target MET")
+    met, line = recipes.target_report(fake_history([98.0] * 12 + [99.41, 99.39, 99.50]))
+    assert not met
+    assert not recipes.target_report(fake_history([99.5] * 15, params=8000))[0]
+    assert not recipes.target_report(fake_history([99.5] * 16))[0]
+
+
+def test_quick_runs_are_never_saved(tmp_path):
+    h = fake_history([99.0, 99.1, 99.2])
+    assert report.save_history(h, "x", quick=True, results_dir=tmp_path) is None
+    assert not list(tmp_path.iterdir())
+    report.save_history(h, "x", results_dir=tmp_path)
+    assert report.load_history("x", tmp_path).test_acc == h.test_acc
+    with pytest.raises(FileNotFoundError, match="make notebooks"):
+        report.load_history("missing", tmp_path)
+
+
+def test_quick_mode_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("EVA_SMOKE", "1")
+    assert recipes.get_recipe("final").run_settings().quick
+    monkeypatch.setenv("EVA_SMOKE", "0")
+    assert recipes.get_recipe("final").run_settings() == recipes.RunSettings(15)
+
+
+def test_figures_are_drawn_from_measured_data(trained):
+    model, loaders, history = trained
+    for fig in (plots.plot_history(history), plots.plot_lr(history), plots.show_augmented(loaders.train),
+                plots.show_misclassified(model, loaders.test), plots.plot_gap({"a": history}),
+                plots.plot_steps([{"name": "a", "params": 7756, "best_acc": 99.4}])):
+        assert isinstance(fig, plt.Figure)
+        plt.close(fig)
+    lr_line = plots.plot_lr(history).axes[0].lines[0]
+    assert list(lr_line.get_ydata()) == history.batch_lr
+
+
+def test_widgets_build_without_a_front_end(trained):
+    model, loaders, _ = trained
+    digits = next(iter(loaders.test))[0][:4]
+    explorer = widgets.rf_explorer(model, digits)
+    assert isinstance(explorer, ipywidgets.VBox)
+    layer = explorer.children[0]
+    layer.value = 0  # first conv: its central unit sees a 3x3 window
+    unit_row = explorer.children[1].children[1]
+    assert unit_row.max == 25 and unit_row.value == 13
+    browser = widgets.misclassified_browser(model, loaders.test)
+    assert isinstance(browser, ipywidgets.VBox)
+    plt.close("all")
+
+
+def test_rf_window_drawn_is_the_tables_window(trained):
+    model, loaders, _ = trained
+    rows = widgets.spatial_rows(model)
+    conv2 = next(r for r in rows if r.module == "conv2.0")
+    win = conv2.window((0, 0))
+    assert (win.top, win.left, win.height, win.width) == (0, 0, 5, 5)
+    ax = widgets.draw_rf_window(next(iter(loaders.test))[0][0], conv2, (0, 0))
+    assert "RF 5" in ax.get_title()
+    plt.close("all")
