@@ -603,37 +603,6 @@ def rf_rows(model: nn.Module, input_size=(3, 32, 32)) -> list[tuple[str, str, in
 # ----------------------------------------------------------------------------- figures
 
 
-def denormalize(x: torch.Tensor, mean=CIFAR10_MEAN, std=CIFAR10_STD) -> torch.Tensor:
-    """Normalised (N, 3, H, W) -> [0, 1] RGB for display."""
-    m = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    return (x * s + m).clamp(0, 1)
-
-
-def show_misclassified(model, loader, n: int = 24, mean=CIFAR10_MEAN, std=CIFAR10_STD, device=None):
-    """Misclassified test images in colour, titled 'pred X / true Y' with class names."""
-    from . import plots
-
-    x, y, p, _ = plots.misclassified(model, loader, device)
-    if len(x) == 0:
-        return plots.show_misclassified(model, loader, n, class_names=class_names, device=device)
-    titles = [f"{class_names[int(a)]}\n(true {class_names[int(b)]})" for a, b in zip(p[:n], y[:n])]
-    return plots.show_images(denormalize(x[:n], mean, std), titles, ncols=8, normalized=False,
-                             title=f"{len(x)} misclassified test images (first {min(n, len(x))}): predicted (true)")
-
-
-def show_augmented(loader, n: int = 8, repeats: int = 3, mean=CIFAR10_MEAN, std=CIFAR10_STD):
-    """Row 1: ``n`` training images; further rows: random draws through the loader's augmentation."""
-    from . import plots
-
-    index = torch.arange(n, device=loader.images.device)
-    rows = [loader.images[index].float() / 255.0]
-    rows += [denormalize(loader.batch(index)[0], mean, std) for _ in range(repeats)]
-    titles = [class_names[int(t)] for t in loader.targets[index]] + [""] * (n * repeats)
-    return plots.show_images(torch.cat(rows).cpu(), titles, ncols=n, normalized=False,
-                             title="Row 1: original; rows 2+: random crop + flip + cutout draws")
-
-
 def per_class_accuracy(model, loader, device=None) -> dict:
     """{class name: accuracy %} on ``loader``."""
     from . import plots
@@ -641,25 +610,3 @@ def per_class_accuracy(model, loader, device=None) -> dict:
     _, y, p, _ = plots.predictions(model, loader, device)
     return {name: 100.0 * float((p[y == c] == c).float().mean()) if (y == c).any() else float("nan")
             for c, name in enumerate(class_names)}
-
-
-def plot_history(history, title: str = "", target: float = TARGET_ACC):
-    """Loss and accuracy per epoch with the CIFAR target line."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.6))
-    ep = history.epoch
-    ax_loss.plot(ep, history.train_loss, "o-", label="train")
-    ax_loss.plot(ep, history.test_loss, "o-", label="test")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
-    ax_acc.plot(ep, history.train_acc, "o-", label="train")
-    ax_acc.plot(ep, history.test_acc, "o-", label="test")
-    ax_acc.axhline(target, color="grey", ls="--", lw=1, label=f"{target:.0f}% target")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig

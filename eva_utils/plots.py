@@ -13,8 +13,8 @@ import torch
 from .data import MNIST_MEAN, MNIST_STD
 
 
-def plot_history(history, title: str = "") -> plt.Figure:
-    """Train/test loss and accuracy per epoch, side by side."""
+def plot_history(history, title: str = "", target: Optional[float] = 99.4) -> plt.Figure:
+    """Train/test loss and accuracy per epoch, side by side, with the target accuracy line."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.6))
     ep = history.epoch
     ax_loss.plot(ep, history.train_loss, "o-", label="train")
@@ -22,10 +22,11 @@ def plot_history(history, title: str = "") -> plt.Figure:
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss", yscale="log")
     ax_acc.plot(ep, history.train_acc, "o-", label="train")
     ax_acc.plot(ep, history.test_acc, "o-", label="test")
-    ax_acc.axhline(99.4, color="grey", ls="--", lw=1, label="99.40% target")
+    if target is not None:
+        ax_acc.axhline(target, color="grey", ls="--", lw=1, label=f"{target:.2f}% target")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     low = min(min(history.train_acc), min(history.test_acc))
-    ax_acc.set_ylim(max(low - 0.5, 90.0) if low > 90 else low - 1, 100)
+    ax_acc.set_ylim(max(low - 0.5, 90.0) if low > 90 else max(low - 1, 0), 100)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -63,17 +64,20 @@ def plot_lr(history, title: str = "Learning rate at every optimizer step") -> pl
 
 def denormalize(x: torch.Tensor, mean=(MNIST_MEAN,), std=(MNIST_STD,)) -> torch.Tensor:
     """Normalised (N, C, H, W) -> [0, 1] for display."""
-    mean = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    if len(mean) != x.shape[1]:
+        raise ValueError(f"{x.shape[1]}-channel images need {x.shape[1]} means/stds, got {len(mean)}")
+    mean = torch.tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
     return (x * std + mean).clamp(0, 1)
 
 
 def show_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, ncols: int = 8,
-                title: str = "", normalized: bool = True, class_names=None) -> plt.Figure:
-    """A grid of images (normalised tensors unless ``normalized=False``)."""
+                title: str = "", normalized: bool = True, mean=(MNIST_MEAN,), std=(MNIST_STD,)) -> plt.Figure:
+    """A grid of images: normalised tensors with ``mean``/``std`` (1 or 3 channels), or
+    [0, 1] tensors with ``normalized=False``."""
     images = images.detach().float().cpu()
     if normalized:
-        images = denormalize(images) if images.shape[1] == 1 else images
+        images = denormalize(images, mean, std)
     n = len(images)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.55 * nrows + (0.4 if title else 0)),
@@ -95,17 +99,27 @@ def show_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, nc
     return fig
 
 
-def show_augmented(loader, n: int = 8, repeats: int = 4) -> plt.Figure:
-    """The same ``n`` training digits drawn ``repeats`` times through the loader's augmentation.
+def spread(n_items: int, n: int) -> torch.Tensor:
+    """``n`` indices spread evenly over ``n_items`` (datasets stored class by class show
+    every class, not the first one only)."""
+    return torch.linspace(0, n_items - 1, min(n, n_items)).round().long()
+
+
+def show_augmented(loader, n: int = 8, repeats: int = 4, class_names=None,
+                   title: str = "Row 1: original; rows 2+: random draws") -> plt.Figure:
+    """The same ``n`` training images drawn ``repeats`` times through the loader's augmentation.
 
     Row 1 is the original; each further row is a new random draw, so the per-image
-    rotation is visible.
+    transformation is visible.
     """
-    index = torch.arange(n, device=loader.images.device)
+    index = spread(len(loader.images), n).to(loader.images.device)
     original = loader.normalize(loader.images[index].float() / 255.0)
     rows = [original] + [loader.batch(index)[0] for _ in range(repeats)]
-    titles = [f"original {int(t)}" for t in loader.targets[index]] + [""] * (n * repeats)
-    return show_images(torch.cat(rows).cpu(), titles, ncols=n, title="Row 1: original; rows 2+: random draws")
+    name = (lambda i: class_names[i]) if class_names else str
+    titles = [f"original {name(int(t))}" for t in loader.targets[index]] + [""] * (len(index) * repeats)
+    norm = loader.normalize
+    return show_images(torch.cat(rows).cpu(), titles, ncols=len(index), title=title,
+                       mean=norm.mean, std=norm.std)
 
 
 @torch.inference_mode()
@@ -130,18 +144,20 @@ def misclassified(model, loader, device=None):
     return x[wrong], y[wrong], p[wrong], prob[wrong]
 
 
-def show_misclassified(model, loader, n: int = 24, class_names=None, device=None) -> plt.Figure:
-    """A grid of up to ``n`` misclassified test images titled 'pred X / true Y'."""
+def show_misclassified(model, loader, n: int = 24, class_names=None, device=None,
+                       mean=(MNIST_MEAN,), std=(MNIST_STD,)) -> plt.Figure:
+    """A grid of ``n`` misclassified test images titled 'pred X / true Y', spread over all of them."""
     x, y, p, _ = misclassified(model, loader, device)
-    name = (lambda i: class_names[i]) if class_names else str
-    titles = [f"pred {name(int(a))} / true {name(int(b))}" for a, b in zip(p[:n], y[:n])]
-    title = f"{len(x)} misclassified test images (first {min(n, len(x))} shown)"
     if len(x) == 0:
         fig, ax = plt.subplots(figsize=(4, 1))
         ax.axis("off")
         ax.text(0.5, 0.5, "no misclassified images", ha="center")
         return fig
-    return show_images(x[:n], titles, ncols=8, title=title)
+    pick = spread(len(x), n)
+    name = (lambda i: class_names[i]) if class_names else str
+    titles = [f"pred {name(int(p[i]))} / true {name(int(y[i]))}" for i in pick]
+    title = f"{len(x)} misclassified test images ({len(pick)} shown, spread over all)"
+    return show_images(x[pick], titles, ncols=8, title=title, mean=mean, std=std)
 
 
 def plot_steps(rows: Sequence[dict], target_params: int = 8000, target_acc: float = 99.4) -> plt.Figure:

@@ -22,7 +22,7 @@ TARGET_PARAMS = 8000
 TARGET_EPOCHS = 15
 TARGET_LAST_EPOCHS = 3
 
-SMOKE_TRAIN_IMAGES = 512
+SMOKE_TRAIN_IMAGES = 1024  # 8 batches of 128: OneCycleLR needs a few steps per phase
 SMOKE_TEST_IMAGES = 500
 
 
@@ -68,6 +68,10 @@ class Recipe:
         if self.scheduler is None:
             return optimizer, None
         if self.scheduler == "onecycle":
+            if steps_per_epoch * epochs * min(self.pct_start, 1 - self.pct_start) < 2:
+                raise ValueError(f"OneCycleLR needs more steps than {steps_per_epoch * epochs} "
+                                 f"({steps_per_epoch} per epoch x {epochs}) to warm up and anneal; "
+                                 "train on more images or smaller batches")
             # steps once per batch: warm up to max_lr, then anneal far below the start LR
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=self.max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch,

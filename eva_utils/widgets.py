@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import Rectangle
 
+from .data import MNIST_MEAN, MNIST_STD
 from .plots import denormalize, misclassified
 from .rf import rf_table
 
@@ -101,11 +102,11 @@ def rf_explorer(model, images: torch.Tensor, input_size=(1, 28, 28)):
 
 
 def draw_prediction(image: torch.Tensor, target: int, pred: int, prob: torch.Tensor,
-                    class_names: Optional[Sequence[str]] = None) -> plt.Figure:
-    """A misclassified image beside the model's class probabilities."""
+                    class_names: Optional[Sequence[str]] = None, mean=(MNIST_MEAN,), std=(MNIST_STD,)) -> plt.Figure:
+    """A misclassified (normalised) image beside the model's class probabilities."""
     names = list(class_names) if class_names else [str(i) for i in range(len(prob))]
     fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(7, 2.8), gridspec_kw={"width_ratios": [1, 1.6]})
-    img = denormalize(image.unsqueeze(0))[0] if image.shape[0] == 1 else image
+    img = denormalize(image.unsqueeze(0), mean, std)[0]
     if img.shape[0] == 1:
         ax_img.imshow(img[0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
     else:
@@ -121,7 +122,7 @@ def draw_prediction(image: torch.Tensor, target: int, pred: int, prob: torch.Ten
     return fig
 
 
-def misclassified_browser(model, loader, class_names=None, device=None):
+def misclassified_browser(model, loader, class_names=None, device=None, mean=(MNIST_MEAN,), std=(MNIST_STD,)):
     """Step through every misclassified test image with the model's probabilities."""
     import ipywidgets as W
     from IPython.display import display
@@ -138,7 +139,7 @@ def misclassified_browser(model, loader, class_names=None, device=None):
         i = index.value
         with out:
             out.clear_output(wait=True)
-            fig = draw_prediction(x[i], int(y[i]), int(p[i]), prob[i], class_names)
+            fig = draw_prediction(x[i], int(y[i]), int(p[i]), prob[i], class_names, mean, std)
             plt.show()
             plt.close(fig)
 

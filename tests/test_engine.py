@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from eva_utils import data, engine, models
+from eva_utils import data, engine, models, recipes
 
 
 def tiny_loaders(n_train=256, n_test=256, rotation=0.0, seed=0, batch_size=64):
@@ -136,3 +136,9 @@ def test_speed_switches_resolve_per_device():
     cpu = engine.Speed().resolve("cpu")
     assert cpu.channels_last is False and cpu.amp == engine.bf16_supported(torch.device("cpu"))
     assert engine.Speed.textbook().amp_dtype(torch.device("cpu")) is None
+
+
+def test_onecycle_with_too_few_steps_says_what_to_do():
+    recipe = recipes.get_recipe("final")
+    with pytest.raises(ValueError, match="OneCycleLR needs more steps than 4"):
+        recipe.make_optimizer(models.build("final"), 4, 1)

@@ -61,7 +61,8 @@ x_fast, y_fast = next(iter(fast.test))
 x_classic, y_classic = next(iter(classic.test))
 print(x_fast.shape, "same tensors in both paths:",
       torch.allclose(x_fast, x_classic, atol=1e-5) and torch.equal(y_fast, y_classic))
-cifar.show_augmented(fast.train, n=8, repeats=3);'''),
+plots.show_augmented(fast.train, n=8, repeats=3, class_names=cifar.class_names,
+                     title='Row 1: original; rows 2+: random crop + flip + cutout draws');'''),
         new_markdown_cell(
             "## The model\nFour blocks C1-C4 and GAP, no max-pooling. Only one conv runs at 32x32 (on a CPU every "
             "layer there costs four times one at 16x16, batch-norm and ReLU included); stride-2 convs downsample "
@@ -100,8 +101,9 @@ Markdown("\\n".join(rows))'''),
         new_markdown_cell(
             "## Training\nSGD with Nesterov momentum and weight decay 5e-4 under **OneCycleLR** (0.01 -> 0.1 in "
             "the first quarter, then down to 1e-4), batch 128, 20 epochs. On a CPU the model trains in float32 "
-            "with channels-last tensors (`cifar.speed`): measured faster here than bf16 autocast, because the "
-            "CPU backward of depthwise convs is slow in bf16. The recipe was fixed before the run; nothing was "
+            "with channels-last tensors (`cifar.speed`): in a benchmark made while designing the model (not "
+            "re-measured by this notebook) that was faster than the default bf16 autocast, because PyTorch's CPU "
+            "backward of depthwise convs, strided ones above all, is slow in bf16 and in the default memory format. The recipe was fixed before the run; nothing was "
             "tuned on the test set."),
         new_code_cell('''recipe = cifar.RECIPE
 settings = recipe.run_settings()  # full run; EVA_SMOKE=1 (CI only) makes it a quick one
@@ -122,12 +124,15 @@ history.meta["threads"] = torch.get_num_threads()
 report.save_history(history, recipe.name, quick=settings.quick)
 print(f"{sum(history.seconds) / len(history):.1f} s per training epoch with {torch.get_num_threads()} thread(s)")'''),
         new_markdown_cell("## Curves and the learning rate actually used"),
-        new_code_cell("cifar.plot_history(history, recipe.name);\nplots.plot_lr(history);"),
+        new_code_cell("plots.plot_history(history, recipe.name, target=cifar.TARGET_ACC);\nplots.plot_lr(history);"),
         new_markdown_cell("## Per class, and what it gets wrong"),
         new_code_cell('''per_class = cifar.per_class_accuracy(model, loaders.test)
 Markdown("| class | test accuracy |\\n|---|---|\\n" +
          "\\n".join(f"| {name} | {acc:.1f}% |" for name, acc in per_class.items()))'''),
-        new_code_cell("cifar.show_misclassified(model, loaders.test, n=24);"),
+        new_code_cell("plots.show_misclassified(model, loaders.test, n=24, class_names=cifar.class_names,\n"
+                      "                        mean=cifar.CIFAR10_MEAN, std=cifar.CIFAR10_STD);"),
+        new_code_cell("widgets.misclassified_browser(model, loaders.test, class_names=cifar.class_names,\n"
+                      "                              mean=cifar.CIFAR10_MEAN, std=cifar.CIFAR10_STD);"),
         new_markdown_cell("## Seeds 1 and 2\nThe same recipe from seed 2 (seed 1 is the run above)."),
         new_code_cell('''seed_histories = {1: history}
 for seed in (2,):
