@@ -25,7 +25,6 @@ import hashlib
 import math
 import os
 import pickle
-import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,9 +248,6 @@ class TensorLoader:
         n = len(self.images)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def num_samples(self) -> int:
-        return len(self.images)
-
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The float batch for ``index`` (augmented if the loader augments)."""
         x = self.images[index].float().div_(255.0)
@@ -364,7 +360,3 @@ def loaders(
     test = DataLoader(test_set, batch_size=test_batch_size, shuffle=False, **kw)
     return Loaders(train, test, False, device)
 
-
-def remove_mnist(root=None) -> None:
-    """Delete the raw files (tests use this to prove a rebuild)."""
-    shutil.rmtree(_raw_dir(data_dir(root)), ignore_errors=True)

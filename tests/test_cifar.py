@@ -222,7 +222,7 @@ def test_fast_training_loader_augments_differently_each_epoch():
     a, _ = loaders.train.batch(index)
     b, _ = loaders.train.batch(index)
     assert a.shape == (8, 3, 32, 32) and not torch.equal(a, b)
-    assert len(loaders.train) == 2 and loaders.test.num_samples() == 50
+    assert len(loaders.train) == 2 and len(loaders.test.images) == 50
 
 
 # ----------------------------------------------------------------------------- the model

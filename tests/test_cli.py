@@ -41,3 +41,35 @@ def test_bench_tiny_mode_prints_the_table():
     assert r.returncode == 0, r.stderr
     assert "| textbook (DataLoader+PIL, fp32, NCHW, eager)" in r.stdout
     assert "fast path" in r.stdout and "Evaluation of the 10,000 test images" in r.stdout
+
+
+def test_cli_repeats_the_notebooks_training_exactly(tmp_path):
+    """Notebook 06's cells (seed, build, loaders, recipe, fit) and the CLI give one history."""
+    import os
+
+    import torch
+
+    from eva_utils import data, engine, recipes
+
+    ckpt = tmp_path / "cli.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "eva_utils", "train", "--model", "final", "--epochs", "2",
+                        "--seed", "3", "--train-limit", "1024", "--test-limit", "500", "--no-progress",
+                        "--save", str(ckpt)], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr
+    cli = torch.load(ckpt, weights_only=True)["history"]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        recipe = recipes.get_recipe("final")
+        engine.seed_everything(3)
+        model = models.build("final")
+        loaders = data.loaders(recipe.batch_size, rotation=recipe.rotation, seed=3, device="cpu",
+                               train_limit=1024, test_limit=500)
+        optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), 2)
+        h = engine.fit(model, 2, loaders.train, loaders.test, optimizer, scheduler, progress=False, verbose=False)
+    finally:
+        torch.set_num_threads(threads)
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "batch_lr"):
+        assert getattr(h, key) == cli[key], key
