@@ -37,13 +37,22 @@ def plot_history(history, title: str = "", target: Optional[float] = 99.4) -> pl
 
 
 def plot_gap(histories: dict, title: str = "Train minus test accuracy") -> plt.Figure:
-    """The over-fitting gap (train - test accuracy, in points) per epoch, one line per run."""
+    """The over-fitting gap (train - test accuracy, in points) per epoch, one line per run.
+
+    The first epoch's train accuracy averages over a network that is still learning, so
+    its gap is far off the scale of the rest; the axis is fitted to epochs 2 on.
+    """
     fig, ax = plt.subplots(figsize=(7, 3.2))
+    later = []
     for name, h in histories.items():
         gap = np.asarray(h.train_acc) - np.asarray(h.test_acc)
         ax.plot(h.epoch, gap, "o-", label=name)
+        later.extend(gap[1:] if len(gap) > 1 else gap)
     ax.axhline(0, color="grey", lw=1)
-    ax.set(xlabel="epoch", ylabel="train - test (points)", title=title)
+    low, high = min(min(later), 0.0), max(max(later), 0.0)
+    pad = 0.15 * (high - low or 1.0)
+    ax.set_ylim(low - pad, high + pad)
+    ax.set(xlabel="epoch", ylabel="train - test (points)", title=title + " (epoch 1 may be off the scale)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
