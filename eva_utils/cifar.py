@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import DataUnavailableError, Loaders, Normalize, TensorLoader, data_dir
+from .data import DataUnavailableError, Loaders, Normalize, TensorLoader, classic_loaders, data_dir
 
 #: CIFAR-10's classes in label order (= alphabetical order of the class folders).
 class_names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -321,7 +321,7 @@ def loaders(
         test = TensorLoader(te_x, te_y, test_batch_size, shuffle=False, normalize=norm, device=device)
         return Loaders(train, test, True, device)
 
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import Subset
 
     if validation:
         raise ValueError("validation hold-out is implemented for fast=True")
@@ -339,14 +339,7 @@ def loaders(
         train_set = Subset(train_set, train_index.tolist())
     if test_index is not None:
         test_set = Subset(test_set, test_index.tolist())
-    cuda = device.type == "cuda"
-    if num_workers is None:
-        num_workers = min(4, os.cpu_count() or 1) if cuda else 0
-    kw = dict(num_workers=num_workers, pin_memory=cuda, persistent_workers=num_workers > 0)
-    gen = torch.Generator().manual_seed(seed)
-    train = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=gen, **kw)
-    test = DataLoader(test_set, batch_size=test_batch_size, shuffle=False, **kw)
-    return Loaders(train, test, False, device)
+    return classic_loaders(train_set, test_set, batch_size, test_batch_size, device, seed, num_workers)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -504,6 +497,19 @@ def target_line(history, rf_gap: int) -> str:
 # ----------------------------------------------------------------------------- what the convs buy
 
 
+def _forward_once(model: nn.Module, input_size, hooks) -> None:
+    """One eval-mode forward pass of a zero image so ``hooks`` see every layer, then remove them."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+
+
 def separable_costs(model: nn.Module, input_size=(3, 32, 32)) -> list[dict]:
     """For every depthwise-separable conv: params and MACs against the plain 3x3 it replaces.
 
@@ -513,13 +519,7 @@ def separable_costs(model: nn.Module, input_size=(3, 32, 32)) -> list[dict]:
     shapes = {}
     hooks = [m.register_forward_hook(lambda mod, inp, out: shapes.__setitem__(mod, tuple(out.shape[-2:])))
              for m in model.modules() if isinstance(m, SeparableConv)]
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, *input_size, device=next(model.parameters()).device))
-    model.train(was_training)
-    for h in hooks:
-        h.remove()
+    _forward_once(model, input_size, hooks)
     rows = []
     names = {m: n for n, m in model.named_modules()}
     for m, (h, w) in shapes.items():
@@ -559,13 +559,7 @@ def total_macs(model: nn.Module, input_size=(3, 32, 32)) -> int:
             total[0] += mod.in_features * mod.out_features
 
     hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, *input_size, device=next(model.parameters()).device))
-    model.train(was_training)
-    for h in hooks:
-        h.remove()
+    _forward_once(model, input_size, hooks)
     return total[0]
 
 

@@ -341,7 +341,7 @@ def loaders(
         test = TensorLoader(te_x, te_y, test_batch_size, shuffle=False, device=device)
         return Loaders(train, test, True, device)
 
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import Subset
 
     if augment is not None:
         raise ValueError("batched `augment` is for fast=True; the classic path takes `rotation`")
@@ -351,6 +351,18 @@ def loaders(
         train_set = Subset(train_set, range(min(train_limit, len(train_set))))
     if test_limit is not None:
         test_set = Subset(test_set, range(min(test_limit, len(test_set))))
+    return classic_loaders(train_set, test_set, batch_size, test_batch_size, device, seed, num_workers)
+
+
+def classic_loaders(train_set, test_set, batch_size: int, test_batch_size: int, device: torch.device,
+                    seed: int = 1, num_workers: Optional[int] = None) -> Loaders:
+    """``DataLoader``s with workers and ``pin_memory`` chosen for the device.
+
+    Pinning only with CUDA: elsewhere torch warns on stderr (and nbval sees it). Workers
+    only with CUDA too: on a CPU they compete with the training threads for the cores.
+    """
+    from torch.utils.data import DataLoader
+
     cuda = device.type == "cuda"
     if num_workers is None:
         num_workers = min(4, os.cpu_count() or 1) if cuda else 0
