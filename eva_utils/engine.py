@@ -171,7 +171,7 @@ def train(
             output = model(data)
         loss = F.cross_entropy(output.float(), target, label_smoothing=label_smoothing)
         if l1:
-            loss = loss + l1 * sum(p.abs().sum() for n, p in model.named_parameters() if p.ndim > 1)
+            loss = loss + l1 * sum(p.abs().sum() for p in model.parameters() if p.ndim > 1)  # weights, not biases/BN
         loss.backward()
         if clip_grad:
             nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
