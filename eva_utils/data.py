@@ -179,10 +179,13 @@ def ensure_mnist(root: Optional[str | os.PathLike] = None, download: bool = True
 
 def mnist_dataset(train: bool, root=None, transform=None, download: bool = True):
     """``torchvision.datasets.MNIST`` over verified raw files (see :func:`ensure_mnist`)."""
+    return _read_mnist(ensure_mnist(root, download=download), train, transform)
+
+
+def _read_mnist(verified_root: Path, train: bool, transform=None):
     from torchvision.datasets import MNIST
 
-    root = ensure_mnist(root, download=download)
-    return MNIST(str(root), train=train, transform=transform, download=False)
+    return MNIST(str(verified_root), train=train, transform=transform, download=False)
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -330,8 +333,8 @@ def loaders(
     from .engine import pick_device
 
     device = pick_device(device)
-    train_set = mnist_dataset(True, root)
-    test_set = mnist_dataset(False, root)
+    root = ensure_mnist(root)  # verified once for both splits
+    train_set, test_set = _read_mnist(root, True), _read_mnist(root, False)
     if fast:
         if augment is None and rotation:
             augment = aug.RandomAffine(degrees=rotation)
