@@ -14,6 +14,7 @@ Then it times evaluation of the 10k test images and (unless ``--skip-full``) a f
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -108,7 +109,7 @@ def time_training(variant: Variant, device, batches: int, warmup: int, root=None
                            device=device, root=root, seed=1, train_limit=n_images, test_limit=1000)
     model = models.build(recipe.model)
     # the schedule of a full 15-epoch run (a timed slice is too short to hold one)
-    optimizer, scheduler = recipe.make_optimizer(model, 60000 // recipe.batch_size + 1)
+    optimizer, scheduler = recipe.make_optimizer(model, math.ceil(60000 / recipe.batch_size))
     net = variant.speed.prepare(model, device)
     kwargs = dict(scheduler=scheduler, speed=variant.speed, progress=False)
     # warm-up: first batches pay for allocation (and compilation)

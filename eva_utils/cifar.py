@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import DataUnavailableError, Loaders, Normalize, TensorLoader, classic_loaders, data_dir
+from .data import DataUnavailableError, Loaders, Normalize, TensorLoader, classic_loaders, data_dir, spread_indices
+from .models import check_input
 
 #: CIFAR-10's classes in label order (= alphabetical order of the class folders).
 class_names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -307,7 +308,7 @@ def loaders(
     g = torch.Generator().manual_seed(seed)
     train_index = torch.randperm(len(tr_x), generator=g)[:train_limit] if train_limit else None
     # test images are sorted by class in the cache: a limited test set takes a spread of them
-    test_index = torch.linspace(0, len(te_x) - 1, test_limit).round().long() if test_limit else None
+    test_index = spread_indices(len(te_x), test_limit) if test_limit else None
     if fast:
         if augment == "default":
             augment = default_augment()
@@ -419,8 +420,7 @@ class AdvancedConvNet(nn.Module):
         return self.c4(self.c3(self.c2(self.c1(x))))
 
     def forward(self, x):
-        if x.ndim != 4 or tuple(x.shape[1:]) != (3, 32, 32):
-            raise ValueError(f"expected a batch of shape (N, 3, 32, 32) (CIFAR-10), got {tuple(x.shape)}")
+        check_input(x, (3, 32, 32), "CIFAR-10")
         x = self.gap(self.features(x)).flatten(1)
         return F.log_softmax(self.fc(x), dim=1)
 
@@ -444,10 +444,10 @@ def rf_before_gap(model: AdvancedConvNet, input_size=(3, 32, 32)) -> int:
 
 
 def build(**kwargs) -> AdvancedConvNet:
-    model = AdvancedConvNet(**kwargs)
-    model.registry_name = "cifar_advanced"
-    model.registry_kwargs = dict(kwargs)
-    return model
+    """``models.build("cifar_advanced", ...)``: registered, so ``models.load`` reads its checkpoints."""
+    from . import models
+
+    return models.build("cifar_advanced", **kwargs)
 
 
 # ----------------------------------------------------------------------------- recipe and speed

@@ -189,6 +189,12 @@ def _read_mnist(verified_root: Path, train: bool, transform=None):
 
 
 # ----------------------------------------------------------------------------- loaders
+def spread_indices(n_items: int, n: int) -> torch.Tensor:
+    """``n`` indices spread evenly over ``n_items``: on a dataset stored class by class
+    (CIFAR's cache, a list of mistakes in label order) a subset still shows every class."""
+    return torch.linspace(0, n_items - 1, min(n, n_items)).round().long()
+
+
 @dataclass
 class Normalize:
     """Per-channel normalisation applied to float images in [0, 1]."""

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 MNIST_INPUT = (1, 28, 28)
 
 
-def check_input(x: torch.Tensor, expected=MNIST_INPUT) -> None:
+def check_input(x: torch.Tensor, expected=MNIST_INPUT, what: str = "MNIST digits") -> None:
     """Fail clearly on a wrong image size instead of returning a number for the wrong input.
 
     (The GAP models would accept any size, and their planned receptive fields would
@@ -42,7 +42,7 @@ def check_input(x: torch.Tensor, expected=MNIST_INPUT) -> None:
     """
     if x.ndim != 4 or tuple(x.shape[1:]) != tuple(expected):
         raise ValueError(f"expected a batch of shape (N, {', '.join(map(str, expected))}) "
-                         f"(MNIST digits), got {tuple(x.shape)}; resize or pad the images to "
+                         f"({what}), got {tuple(x.shape)}; resize or pad the images to "
                          f"{expected[1]}x{expected[2]} with {expected[0]} channel(s)")
 
 
@@ -182,6 +182,15 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "augmentation": partial(Regularized, dropout=0.0),       # rotation replaces dropout
     "final": partial(Regularized, dropout=0.0),              # 05's model, OneCycle LR
 }
+
+
+def _cifar_advanced(**kwargs) -> nn.Module:
+    from .cifar import AdvancedConvNet  # CIFAR-10, notebook 09
+
+    return AdvancedConvNet(**kwargs)
+
+
+MODELS["cifar_advanced"] = _cifar_advanced
 
 
 def build(name: str, **kwargs) -> nn.Module:

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .data import MNIST_MEAN, MNIST_STD
+from .data import MNIST_MEAN, MNIST_STD, spread_indices
 
 
 def plot_history(history, title: str = "", target: Optional[float] = 99.4) -> plt.Figure:
@@ -108,12 +108,6 @@ def show_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, nc
     return fig
 
 
-def spread(n_items: int, n: int) -> torch.Tensor:
-    """``n`` indices spread evenly over ``n_items`` (datasets stored class by class show
-    every class, not the first one only)."""
-    return torch.linspace(0, n_items - 1, min(n, n_items)).round().long()
-
-
 def show_augmented(loader, n: int = 8, repeats: int = 4, class_names=None,
                    title: str = "Row 1: original; rows 2+: random draws") -> plt.Figure:
     """The same ``n`` training images drawn ``repeats`` times through the loader's augmentation.
@@ -121,7 +115,7 @@ def show_augmented(loader, n: int = 8, repeats: int = 4, class_names=None,
     Row 1 is the original; each further row is a new random draw, so the per-image
     transformation is visible.
     """
-    index = spread(len(loader.images), n).to(loader.images.device)
+    index = spread_indices(len(loader.images), n).to(loader.images.device)
     original = loader.normalize(loader.images[index].float() / 255.0)
     rows = [original] + [loader.batch(index)[0] for _ in range(repeats)]
     name = (lambda i: class_names[i]) if class_names else str
@@ -162,7 +156,7 @@ def show_misclassified(model, loader, n: int = 24, class_names=None, device=None
         ax.axis("off")
         ax.text(0.5, 0.5, "no misclassified images", ha="center")
         return fig
-    pick = spread(len(x), n)
+    pick = spread_indices(len(x), n)
     name = (lambda i: class_names[i]) if class_names else str
     titles = [f"pred {name(int(p[i]))} / true {name(int(y[i]))}" for i in pick]
     title = f"{len(x)} misclassified test images ({len(pick)} shown, spread over all)"

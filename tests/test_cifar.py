@@ -292,3 +292,18 @@ def test_recipe_builds_nesterov_sgd_under_onecycle():
     optimizer, scheduler = cifar.RECIPE.make_optimizer(model, steps_per_epoch=391)
     assert isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
     assert optimizer.param_groups[0]["nesterov"] and cifar.RECIPE.epochs == 20
+
+
+def test_cifar_checkpoint_loads_back_with_models_load(tmp_path):
+    from eva_utils import engine, models
+
+    model = cifar.build(widths=(8, 16, 32, 48))
+    engine.save_checkpoint(tmp_path / "cifar.pt", model)
+    loaded = models.load(tmp_path / "cifar.pt")
+    assert isinstance(loaded, cifar.AdvancedConvNet) and not loaded.training
+    x = torch.randn(2, 3, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    with pytest.raises(ValueError, match=r"\(N, 3, 32, 32\) \(CIFAR-10\), got \(2, 1, 28, 28\)"):
+        loaded(torch.zeros(2, 1, 28, 28))
