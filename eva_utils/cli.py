@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--train-limit", type=_positive_int, default=None, help="use only the first N training images")
     t.add_argument("--test-limit", type=_positive_int, default=None, help="use only the first N test images")
     t.add_argument("--no-progress", action="store_true", help="hide the per-batch progress bar")
+    t.add_argument("--valid", type=int, default=0, metavar="N",
+                   help="hold out the last N training images and evaluate on them instead of the test set")
 
     b = sub.add_parser("bench", help="textbook pipeline vs the fast path, in one process")
     b.add_argument("--device", default=None)
@@ -57,38 +59,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    import torch
-
-    from . import data, engine, models
+    from . import engine, models
     from .summary import summary
 
     recipe = recipes.get_recipe(args.model)
     if args.batch_size:
         recipe = recipe.with_(batch_size=args.batch_size)
-    epochs = args.epochs or recipe.epochs
-    engine.seed_everything(args.seed)
+    settings = recipes.RunSettings(args.epochs or recipe.epochs, args.train_limit, args.test_limit)
     device = engine.pick_device(args.device)
     speed = engine.Speed(amp=False if args.no_amp else None, compile=args.compile)
-    loaders = data.loaders(recipe.batch_size, fast=not args.classic, rotation=recipe.rotation,
-                           device=device, root=args.data, seed=args.seed,
-                           train_limit=args.train_limit, test_limit=args.test_limit)
-    model = models.build(recipe.model)
     print(f"Model {args.model!r} (step {recipe.name}), seed {args.seed}, device {device}, "
           f"{'classic DataLoader' if args.classic else 'fast tensor loader'}, "
-          f"autocast {speed.amp_dtype(device) or 'off'}")
-    print(summary(model, (1, 28, 28)))
-    optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), epochs)
+          f"autocast {speed.amp_dtype(device) or 'off'}"
+          + (f", validation on the last {args.valid:,} training images" if args.valid else ""))
+    print(summary(models.build(recipe.model), (1, 28, 28)))
     start = time.perf_counter()
-    history = engine.fit(model, epochs, loaders.train, loaders.test, optimizer, scheduler,
-                         device=device, speed=speed, checkpoint_dir=args.checkpoint_dir,
-                         progress=not args.no_progress)
-    history.meta.update(seed=args.seed, recipe=recipe.name, wall_seconds=time.perf_counter() - start)
+    result = recipes.run(recipe, args.seed, device=device, settings=settings, valid_size=args.valid,
+                         fast=not args.classic, root=args.data, speed=speed,
+                         checkpoint_dir=args.checkpoint_dir, progress=not args.no_progress)
+    model, history, epochs = result.model, result.history, settings.epochs
+    history.meta.update(wall_seconds=time.perf_counter() - start)
     if args.save:
         engine.save_checkpoint(args.save, model, history, epoch=epochs, recipe=recipe.name, seed=args.seed)
         print(f"Saved {args.save} (load it with eva_utils.models.load({str(args.save)!r}))")
     best, best_epoch = history.best_test
-    print(f"Best test accuracy {best:.2f}% at epoch {best_epoch}; {history.meta['wall_seconds']:.1f} s in all")
-    met, line = recipes.target_report(history)
+    split = "validation" if args.valid else "test"
+    print(f"Best {split} accuracy {best:.2f}% at epoch {best_epoch}; {history.meta['wall_seconds']:.1f} s in all")
+    if args.valid:
+        return 0  # targets are about test accuracy
+    met, line = recipes.target_report(history, target=recipes.target_for(args.model))
     print(line)
     return 0
 

@@ -310,6 +310,7 @@ class Loaders:
     test: object
     fast: bool
     device: torch.device
+    valid: object = None  #: the held-out validation split (``valid_size`` > 0), else None
 
 
 def loaders(
@@ -325,8 +326,9 @@ def loaders(
     test_limit: Optional[int] = None,
     test_batch_size: int = 1000,
     num_workers: Optional[int] = None,
+    valid_size: int = 0,
 ) -> Loaders:
-    """Train/test loaders for MNIST.
+    """Train/test (and validation) loaders for MNIST.
 
     ``fast=True``: :class:`TensorLoader` on ``device`` with batched augmentation
     ``augment`` (a callable from :mod:`eva_utils.augment`; ``rotation`` > 0 builds the
@@ -334,6 +336,12 @@ def loaders(
     ``fast=False``: torchvision transforms + ``DataLoader`` with ``num_workers`` and
     ``pin_memory`` chosen for the device (pinning only with CUDA; it warns otherwise).
     ``train_limit``/``test_limit`` take the first N images (quick mode, tests).
+
+    ``valid_size`` > 0 holds out the **last** ``valid_size`` of the 60k training images
+    as ``Loaders.valid`` (never augmented, never trained on): design choices are made
+    on it, so the test set is only ever used to report. ``valid_size=10_000`` is the
+    classic 50k/10k split (the one in ``mnist.pkl.gz``). ``train_limit`` then applies
+    to what is left for training.
     """
     from . import augment as aug
     from .engine import pick_device
@@ -341,23 +349,38 @@ def loaders(
     device = pick_device(device)
     root = ensure_mnist(root)  # verified once for both splits
     train_set, test_set = _read_mnist(root, True), _read_mnist(root, False)
+    n_train = len(train_set)
+    if not 0 <= valid_size < n_train:
+        raise ValueError(f"valid_size must be between 0 and {n_train - 1} (images held out of the "
+                         f"{n_train:,} training images), got {valid_size}")
+    train_range = range(n_train - valid_size)
+    valid_range = range(n_train - valid_size, n_train)
+    if train_limit is not None:
+        train_range = train_range[:train_limit]
     if fast:
         if augment is None and rotation:
             augment = aug.RandomAffine(degrees=rotation)
-        tr_x, tr_y = _tensors(train_set, train_limit)
+        all_x, all_y = _tensors(train_set, None)
+        tr_x, tr_y = all_x[train_range.start:train_range.stop], all_y[train_range.start:train_range.stop]
         te_x, te_y = _tensors(test_set, test_limit)
         train = TensorLoader(tr_x, tr_y, batch_size, shuffle=True, augment=augment, seed=seed, device=device)
         test = TensorLoader(te_x, te_y, test_batch_size, shuffle=False, device=device)
-        return Loaders(train, test, True, device)
+        valid = None
+        if valid_size:
+            va_x, va_y = all_x[valid_range.start:], all_y[valid_range.start:]
+            valid = TensorLoader(va_x, va_y, test_batch_size, shuffle=False, device=device)
+        return Loaders(train, test, True, device, valid)
 
     from torch.utils.data import Subset
 
     if augment is not None:
         raise ValueError("batched `augment` is for fast=True; the classic path takes `rotation`")
+    if valid_size:
+        raise ValueError("valid_size is for the fast path (fast=True)")
     train_set.transform = classic_transforms(True, rotation)
     test_set.transform = classic_transforms(False)
     if train_limit is not None:
-        train_set = Subset(train_set, range(min(train_limit, len(train_set))))
+        train_set = Subset(train_set, train_range)
     if test_limit is not None:
         test_set = Subset(test_set, range(min(test_limit, len(test_set))))
     return classic_loaders(train_set, test_set, batch_size, test_batch_size, device, seed, num_workers)

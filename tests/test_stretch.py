@@ -1,0 +1,108 @@
+"""The pieces notebook 07 adds: a validation split, weight averaging, richer recipes, the stretch target."""
+import pytest
+import torch
+
+from eva_utils import data, engine, models, recipes
+from eva_utils.engine import History
+
+
+def test_validation_split_is_the_last_images_and_never_trained_on(mnist_sets):
+    train_set, _ = mnist_sets
+    loaders = data.loaders(500, device="cpu", valid_size=10_000, test_limit=100)
+    assert len(loaders.train.images) == 50_000 and len(loaders.valid.images) == 10_000
+    assert torch.equal(loaders.valid.images[:, 0], train_set.data[50_000:])
+    assert torch.equal(loaders.train.images[:, 0], train_set.data[:50_000])
+    assert loaders.valid.augment is None and not loaders.valid.shuffle
+    # the classic 50k/10k split has every class in both parts
+    assert torch.bincount(loaders.valid.targets, minlength=10).min() > 900
+
+
+def test_without_a_validation_split_nothing_changes():
+    plain = data.loaders(128, device="cpu", train_limit=300, test_limit=50)
+    assert plain.valid is None and len(plain.train.images) == 300
+
+
+@pytest.mark.parametrize("size", [-1, 60_000, 70_000])
+def test_impossible_validation_sizes_are_refused(size):
+    with pytest.raises(ValueError, match="valid_size"):
+        data.loaders(128, device="cpu", valid_size=size)
+
+
+def test_ema_tracks_the_average_and_fit_returns_the_averaged_weights():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 2)
+    averaged = engine.ema_model(model, 0.5)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    averaged.update_parameters(model)  # first update copies the weights
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    averaged.update_parameters(model)
+    for k, v in averaged.module.state_dict().items():
+        assert torch.allclose(v, start[k] + 1.5)  # 0.5 * (w+1) + 0.5 * (w+2)
+    with pytest.raises(ValueError, match="decay"):
+        engine.ema_model(model, 1.5)
+
+
+def test_fit_with_ema_evaluates_the_average():
+    engine.seed_everything(0)
+    loaders = data.loaders(64, device="cpu", train_limit=256, test_limit=256, test_batch_size=256)
+    model = models.build("final")
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    h = engine.fit(model, 2, loaders.train, loaders.test, opt, progress=False, verbose=False, ema=0.9)
+    assert h.meta["ema"] == 0.9
+    # the returned model holds the averaged weights: evaluating it gives the last logged accuracy
+    again = engine.evaluate(model, "cpu", loaders.test)
+    assert again["correct"] == h.test_correct[-1]
+
+
+def test_recipe_augment_matches_the_course_rotation_and_adds_shift_and_zoom():
+    final = recipes.get_recipe("final").make_augment()
+    assert final.degrees == (-7.0, 7.0) and final.translate is None and final.scale is None
+    assert recipes.get_recipe("batchnorm").make_augment() is None
+    richer = recipes.get_recipe("final").with_(translate=0.1, scale=0.1).make_augment()
+    assert richer.translate == (0.1, 0.1) and richer.scale == (0.9, 1.1)
+
+
+def history_with(accs, params=3000):
+    h = History(meta={"params": params})
+    for i, a in enumerate(accs, 1):
+        h.add(epoch=i, test_acc=a)
+    return h
+
+
+@pytest.mark.parametrize("accs, met", [
+    ([99.0, 99.2, 99.3, 99.41, 99.45, 99.40], True),     # reached at 4, held
+    ([99.0, 99.2, 99.3, 99.35, 99.38, 99.40], True),     # reached at 6 (the last)
+    ([99.0, 99.2, 99.3, 99.45, 99.39, 99.42], True),     # held from 6 on: reached by 6
+    ([99.0, 99.2, 99.3, 99.45, 99.45, 99.39], False),    # dropped in the last epoch
+    ([99.0] * 6 + [99.5], False),                        # 7 epochs: not held from epoch <= 6
+])
+def test_stretch_target_needs_99_4_by_epoch_6_held_to_the_end(accs, met):
+    ok, line = recipes.target_report(history_with(accs), target=recipes.STRETCH_TARGET)
+    assert ok is met, line
+    assert line.startswith(f"Stretch target {'MET' if met else 'NOT MET'}")
+
+
+def test_stretch_target_counts_parameters():
+    ok, line = recipes.target_report(history_with([99.5] * 6, params=3600), target=recipes.STRETCH_TARGET)
+    assert not ok and "3,600 parameters not < 3,600" in line
+
+
+def test_run_on_the_validation_split_logs_validation(capsys):
+    recipe = recipes.get_recipe("final").with_(epochs=1, batch_size=32)
+    settings = recipes.RunSettings(1, train_limit=512, test_limit=100)
+    r = recipes.run(recipe, 3, device="cpu", settings=settings, valid_size=1000, progress=False)
+    out = capsys.readouterr().out
+    assert "Validation set: Average loss" in out and "Test set" not in out
+    assert r.history.test_total == [1000] and r.history.meta["valid_size"] == 1000
+    assert len(r.loaders.train.images) == 512 and len(r.history.batch_lr) == 16
+
+
+def test_shift_and_zoom_need_the_fast_loader():
+    recipe = recipes.get_recipe("final").with_(translate=0.1)
+    with pytest.raises(ValueError, match="fast loader"):
+        recipes.run(recipe, 1, device="cpu", fast=False, settings=recipes.RunSettings(1, 64, 64))
