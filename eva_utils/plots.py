@@ -176,3 +176,24 @@ def plot_steps(rows: Sequence[dict], target_params: int = 8000, target_acc: floa
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_frontier(rows: Sequence[dict], epoch: int, target_params: Optional[int] = None,
+                  target_acc: float = 99.4, title: str = "") -> plt.Figure:
+    """Parameters against accuracy at ``epoch`` (rows: name, params, acc per epoch): one line."""
+    rows = sorted(rows, key=lambda r: r["params"])
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    xs = [r["params"] for r in rows]
+    ys = [r["acc"][epoch - 1] for r in rows]
+    ax.plot(xs, ys, "o-")
+    for r, x, y in zip(rows, xs, ys):
+        ax.annotate(f"{r['name']}\n{y:.2f}%", (x, y), textcoords="offset points", xytext=(6, -14), fontsize=8)
+    if target_params:
+        ax.axvline(target_params, color="grey", ls="--", lw=1)
+    ax.axhline(target_acc, color="grey", ls="--", lw=1)
+    split = rows[0].get("split", "test") if rows else "test"
+    ax.set(xscale="log", xlabel="parameters (log scale)", ylabel=f"{split} accuracy at epoch {epoch} (%)",
+           title=title or f"Accuracy at epoch {epoch} against size (dashed: the target)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -115,15 +115,47 @@ def show_results(history, title: str = "Results", quick: bool = False,
     return text
 
 
-def seeds_markdown(histories: dict) -> str:
-    """A table of per-seed results (seed -> history) with the target verdict of each."""
-    rows = ["| seed | params | best test (epoch) | last 3 test accuracies | target |", "|---|---|---|---|---|"]
+def seeds_markdown(histories: dict, target: "recipes.Target" = recipes.COURSE_TARGET) -> str:
+    """A table of per-seed results (seed -> history) with the verdict of each against ``target``."""
+    if target.last_epochs:
+        rows = ["| seed | params | best test (epoch) | last 3 test accuracies | target |", "|---|---|---|---|---|"]
+    else:
+        rows = [f"| seed | params | test accuracy by epoch | >= {target.acc:.2f}% from epoch | target |",
+                "|---|---|---|---|---|"]
     for seed, h in histories.items():
-        best, ep = h.best_test
-        met, _ = recipes.target_report(h)
-        last = ", ".join(f"{a:.2f}" for a in h.last(3))
-        rows.append(f"| {seed} | {h.meta['params']:,} | {best:.2f}% ({ep}) | {last} | {'met' if met else 'NOT met'} |")
+        met, _ = recipes.target_report(h, target=target)
+        verdict = "met" if met else "NOT met"
+        if target.last_epochs:
+            best, ep = h.best_test
+            last = ", ".join(f"{a:.2f}" for a in h.last(3))
+            rows.append(f"| {seed} | {h.meta['params']:,} | {best:.2f}% ({ep}) | {last} | {verdict} |")
+        else:
+            accs = ", ".join(f"{a:.2f}" for a in h.test_acc)
+            held = target.held_from(h.test_acc)
+            rows.append(f"| {seed} | {h.meta['params']:,} | {accs} | {held if held else '-'} | {verdict} |")
     return "\n".join(rows)
+
+
+def variants_markdown(rows: Sequence[dict], epoch: Optional[int] = None, reference: Optional[str] = None) -> str:
+    """Rows from :func:`eva_utils.recipes.run_variants` as a table of accuracy at ``epoch``.
+
+    ``epoch`` defaults to the last one; ``reference`` names the row the others are
+    compared with (the difference column).
+    """
+    def at(r):
+        return r["acc"][(epoch or len(r["acc"])) - 1]
+
+    split = rows[0]["split"] if rows else "test"
+    ref = next((at(r) for r in rows if r["name"] == reference), None)
+    head = f"| variant | params | {split} accuracy at epoch {epoch or len(rows[0]['acc'])} |"
+    out = [head + (f" vs {reference} |" if ref is not None else ""),
+           "|---|---|---|" + ("---|" if ref is not None else "")]
+    for r in rows:
+        line = f"| {r['name']} | {r['params']:,} | {at(r):.2f}% |"
+        if ref is not None:
+            line += " - |" if r["name"] == reference else f" {at(r) - ref:+.2f} |"
+        out.append(line)
+    return "\n".join(out)
 
 
 def steps_markdown(rows: Sequence[dict]) -> str:
