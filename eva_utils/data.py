@@ -70,17 +70,21 @@ def _raw_dir(root: Path) -> Path:
     return root / "MNIST" / "raw"
 
 
-def verify_mnist_raw(root: Optional[str | os.PathLike] = None) -> dict[str, str]:
-    """Check the four raw files; returns {file name: problem} for every bad or missing one."""
-    raw = _raw_dir(data_dir(root))
+def verify_files(folder: Path, expected_md5: dict[str, str]) -> dict[str, str]:
+    """Check files against their MD5s; returns {file name: problem} for every bad or missing one."""
     problems = {}
-    for name, expected in MNIST_RAW_MD5.items():
-        path = raw / name
+    for name, expected in expected_md5.items():
+        path = Path(folder) / name
         if not path.is_file():
             problems[name] = "missing"
         elif (got := md5(path)) != expected:
             problems[name] = f"MD5 {got} != expected {expected} (truncated or altered)"
     return problems
+
+
+def verify_mnist_raw(root: Optional[str | os.PathLike] = None) -> dict[str, str]:
+    """Check the four raw MNIST files; returns {file name: problem} for every bad or missing one."""
+    return verify_files(_raw_dir(data_dir(root)), MNIST_RAW_MD5)
 
 
 def _torchvision_download(root: Path) -> None:

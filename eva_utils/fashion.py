@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import (DataUnavailableError, Loaders, Normalize, TensorLoader, _tensors, classic_loaders,
-                   data_dir, md5)
+                   data_dir, md5, verify_files)
 from .models import check_input, conv_block
 
 #: Label order of the dataset (= ``torchvision.datasets.FashionMNIST.classes``).
@@ -83,15 +83,7 @@ def raw_dir(root: Optional[str | os.PathLike] = None) -> Path:
 
 def verify_raw(root: Optional[str | os.PathLike] = None) -> dict[str, str]:
     """Check the four raw files; returns {file name: problem} for every bad or missing one."""
-    raw = raw_dir(root)
-    problems = {}
-    for name, expected in FASHION_RAW_MD5.items():
-        path = raw / name
-        if not path.is_file():
-            problems[name] = "missing"
-        elif (got := md5(path)) != expected:
-            problems[name] = f"MD5 {got} != expected {expected} (truncated or altered)"
-    return problems
+    return verify_files(raw_dir(root), FASHION_RAW_MD5)
 
 
 def checksum_rows(root: Optional[str | os.PathLike] = None) -> list[dict]:

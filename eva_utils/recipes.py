@@ -128,6 +128,10 @@ RECIPES: dict[str, Recipe] = {
     "augmentation": Recipe("05_augmentation", "augmentation", rotation=7.0),
     "final": Recipe("06_optimizer", "final", rotation=7.0, lr=0.005, nesterov=True,
                     scheduler="onecycle", max_lr=0.05),
+    # 07 (bonus): 6 epochs, < 3,600 parameters. The best row of notebook 07's validation
+    # table (recipes.stretch_variants): its start without the rotation.
+    "stretch": Recipe("07_stretch", "stretch", epochs=6, lr=0.01, nesterov=True,
+                      scheduler="onecycle", max_lr=0.1),
 }
 
 
@@ -265,3 +269,42 @@ def run_variants(variants: dict, seed: int = 1, *, valid_size: int = 0, device=N
         rows.append({"name": name, "params": h.meta["params"], "acc": list(h.test_acc),
                      "split": "validation" if valid_size else "test", "history": h})
     return rows
+
+
+#: Where notebook 07's search starts: 06's recipe in 6 epochs with a higher peak LR, on
+#: the Stretch model with 16 separable channels. Every variant changes one thing from it.
+STRETCH_START = Recipe("07_stretch", "stretch", epochs=6, rotation=7.0, lr=0.01, nesterov=True,
+                       scheduler="onecycle", max_lr=0.1)
+STRETCH_START_MODEL = {"widths": (8, 12, 8, 12, 16)}
+STRETCH_START_NAME = "start: 06's recipe in 6 epochs, peak LR 0.1"
+
+
+def stretch_variants() -> dict:
+    """Notebook 07's variants: name -> (Recipe, model kwargs), each one change from the start.
+
+    The same rows are trained on the validation split (the best one becomes the
+    ``stretch`` recipe and model) and on the test set (the ablation).
+    """
+    s, m = STRETCH_START, STRETCH_START_MODEL
+    return {
+        STRETCH_START_NAME: (s, m),
+        "plain 3x3s instead of separable (3,258 params)": (s, {"widths": (6, 10, 6, 10, 8), "separable": False}),
+        "separable block 18 wide (3,560 params)": (s, {"widths": (8, 12, 8, 12, 18)}),
+        "no rotation": (s.with_(rotation=0.0), m),
+        "+ shifts and zoom (10%)": (s.with_(translate=0.1, scale=0.1), m),
+        "+ label smoothing 0.1": (s.with_(label_smoothing=0.1), m),
+        "+ EMA of the weights (0.99)": (s.with_(ema=0.99), m),
+        "06's peak LR (0.05)": (s.with_(lr=0.005, max_lr=0.05), m),
+        "AdamW (peak 0.01)": (s.with_(optimizer="adamw", lr=0.001, max_lr=0.01), m),
+    }
+
+
+def stretch_frontier() -> dict:
+    """Model widths (conv1, conv2, trans1, conv3, separable) for about 2k, 3k, 3.6k, 5k and 8k parameters."""
+    return {
+        "~2k": {"widths": (6, 8, 6, 8, 12)},
+        "~3k": {"widths": (8, 10, 8, 10, 16)},
+        "~3.6k": {"widths": (8, 12, 8, 12, 18)},
+        "~5k": {"widths": (8, 16, 10, 16, 20)},
+        "~8k": {"widths": (10, 20, 12, 20, 28)},
+    }

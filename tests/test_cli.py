@@ -73,3 +73,40 @@ def test_cli_repeats_the_notebooks_training_exactly(tmp_path):
         torch.set_num_threads(threads)
     for key in ("train_loss", "train_acc", "test_loss", "test_acc", "batch_lr"):
         assert getattr(h, key) == cli[key], key
+
+
+def test_cli_trains_the_stretch_recipe_like_notebook_07(tmp_path):
+    """Notebook 07's runs go through recipes.run; the CLI's --model stretch gives the same history."""
+    import os
+
+    import torch
+
+    from eva_utils import recipes
+
+    ckpt = tmp_path / "stretch.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "eva_utils", "train", "--model", "stretch", "--epochs", "1",
+                        "--seed", "2", "--train-limit", "1024", "--test-limit", "300", "--batch-size", "64",
+                        "--no-progress", "--save", str(ckpt)], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1].startswith("Stretch target NOT MET")
+    cli = torch.load(ckpt, weights_only=True)["history"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        recipe = recipes.get_recipe("stretch").with_(batch_size=64)
+        h = recipes.run(recipe, 2, device="cpu", settings=recipes.RunSettings(1, 1024, 300),
+                        progress=False, verbose=False).history
+    finally:
+        torch.set_num_threads(threads)
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "batch_lr"):
+        assert getattr(h, key) == cli[key], key
+    assert models.load(ckpt).registry_name == "stretch"
+
+
+def test_cli_validation_runs_say_so_and_skip_the_target():
+    r = run_cli("train", "--model", "stretch", "--epochs", "1", "--train-limit", "512", "--batch-size", "32",
+                "--valid", "500", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "Validation set: Average loss" in r.stdout and "/500 (" in r.stdout
+    assert "Best validation accuracy" in r.stdout and "target" not in r.stdout.splitlines()[-1]

@@ -106,3 +106,29 @@ def test_shift_and_zoom_need_the_fast_loader():
     recipe = recipes.get_recipe("final").with_(translate=0.1)
     with pytest.raises(ValueError, match="fast loader"):
         recipes.run(recipe, 1, device="cpu", fast=False, settings=recipes.RunSettings(1, 64, 64))
+
+
+def test_stretch_model_is_under_3600_parameters_with_the_planned_receptive_field():
+    from eva_utils.rf import rf_table
+
+    model = models.build("stretch")
+    assert engine.count_parameters(model) < recipes.STRETCH_TARGET.params
+    table = rf_table(model, (1, 28, 28))
+    rf = {row.module: row.rf for row in table}
+    # the block comments' numbers: RF 6 after the pool, 10 / 14 / 18 / 22 through block 2
+    assert (rf["pool1"], rf["conv3.0"], rf["sep4.1.2"], rf["sep5.1.2"], rf["sep6.1.2"]) == (6, 10, 14, 18, 22)
+    assert table.final_rf >= 28  # after GAP every output sees the whole digit
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="28x28"):
+        model(torch.zeros(2, 1, 32, 32))
+
+
+def test_frontier_and_variant_sizes_are_what_their_names_say():
+    sizes = {"~2k": 2000, "~3k": 3000, "~3.6k": 3600, "~5k": 5000, "~8k": 8000}
+    for name, kwargs in recipes.stretch_frontier().items():
+        params = engine.count_parameters(models.build("stretch", **kwargs))
+        assert abs(params - sizes[name]) / sizes[name] < 0.1, (name, params)
+    for name, variant in recipes.stretch_variants().items():
+        if isinstance(variant, tuple) and "params)" in name:
+            params = engine.count_parameters(models.build("stretch", **variant[1]))
+            assert f"{params:,} params" in name

@@ -12,11 +12,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from notebook_sources import ANALYSIS_PENDING, NOTEBOOKS, SETUP, read_analysis, top  # noqa: E402
+from notebook_sources import SETUP, top, write_one  # noqa: E402
 
 NAME = "08_fashion_mnist"
 
@@ -146,16 +145,7 @@ plots.plot_history(history, "the adapted model, on Fashion-MNIST", target=None);
 
 
 def write() -> Path:
-    path = NOTEBOOKS / f"{NAME}.ipynb"
-    nb = new_notebook(cells=cells(read_analysis(path) if path.exists() else ANALYSIS_PENDING), metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-        "accelerator": "GPU",
-        "colab": {"provenance": []},
-    })
-    NOTEBOOKS.mkdir(exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+    return write_one(NAME, cells)
 
 
 if __name__ == "__main__":

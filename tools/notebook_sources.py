@@ -281,19 +281,31 @@ def read_analysis(path: Path) -> str:
     return ANALYSIS_PENDING
 
 
-def write(builder) -> Path:
-    probe_name = builder.__name__.replace("nb", "")
-    existing = next(NOTEBOOKS.glob(f"{probe_name}_*.ipynb"), None)
-    name, cells = builder(read_analysis(existing) if existing else ANALYSIS_PENDING)
+def save_notebook(name: str, cells: list) -> Path:
+    """Write ``notebooks/<name>.ipynb`` (cells only, no outputs) with the course's metadata."""
     nb = new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
         "accelerator": "GPU",
         "colab": {"provenance": []},
     })
+    NOTEBOOKS.mkdir(exist_ok=True)
     path = NOTEBOOKS / f"{name}.ipynb"
     nbformat.write(nb, path)
     return path
+
+
+def write_one(name: str, cells_for) -> Path:
+    """Write notebook ``name`` from ``cells_for(analysis)``, keeping its existing Analysis."""
+    path = NOTEBOOKS / f"{name}.ipynb"
+    return save_notebook(name, cells_for(read_analysis(path) if path.exists() else ANALYSIS_PENDING))
+
+
+def write(builder) -> Path:
+    probe_name = builder.__name__.replace("nb", "")
+    existing = next(NOTEBOOKS.glob(f"{probe_name}_*.ipynb"), None)
+    name, cells = builder(read_analysis(existing) if existing else ANALYSIS_PENDING)
+    return save_notebook(name, cells)
 
 
 def main(argv) -> None:
