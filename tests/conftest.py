@@ -1,5 +1,6 @@
 """Shared fixtures: real MNIST built once per session in the default data folder."""
 import pytest
+import torch
 
 from eva_utils import data
 
@@ -13,3 +14,12 @@ def mnist_root():
 @pytest.fixture(scope="session")
 def mnist_sets(mnist_root):
     return data.mnist_dataset(True, mnist_root), data.mnist_dataset(False, mnist_root)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: the course's build machine has two cores shared with other jobs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

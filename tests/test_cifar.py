@@ -23,13 +23,7 @@ README_STD = (0.24703223, 0.24348513, 0.26158784)
 README_TEST_MEAN = (0.49421428, 0.48513139, 0.45040909)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The course's build machine has two cores shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def _real_data_available() -> bool:

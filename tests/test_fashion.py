@@ -17,13 +17,7 @@ from eva_utils import engine, fashion, models
 from eva_utils.data import DataUnavailableError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The course's build machine has two cores shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def _real_source() -> bool:
