@@ -132,3 +132,11 @@ def test_frontier_and_variant_sizes_are_what_their_names_say():
         if isinstance(variant, tuple) and "params)" in name:
             params = engine.count_parameters(models.build("stretch", **variant[1]))
             assert f"{params:,} params" in name
+
+
+def test_the_registered_stretch_recipe_and_model_are_a_row_of_the_validation_table():
+    """Notebook 07 trains the validation table's best row; the CLI's --model stretch must be one of them."""
+    model = models.build("stretch")
+    rows = [(recipe, tuple(kwargs.get("widths", ())), kwargs.get("separable", True))
+            for recipe, kwargs in recipes.stretch_variants().values()]
+    assert (recipes.get_recipe("stretch"), model.widths, model.separable) in rows
