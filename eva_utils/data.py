@@ -306,6 +306,19 @@ def classic_transforms(train: bool, rotation: float = 7.0, mean=(MNIST_MEAN,), s
     return transforms.Compose(steps)
 
 
+def hold_out(images: torch.Tensor, targets: torch.Tensor, valid_size: int):
+    """``(train_x, train_y, valid_x, valid_y)``: the **last** ``valid_size`` examples held out.
+
+    Design choices are made on the held-out part, so the test set is only used to report.
+    """
+    n = len(images)
+    if not 0 <= valid_size < n:
+        raise ValueError(f"valid_size must be between 0 and {n - 1} (images held out of the "
+                         f"{n:,} training images), got {valid_size}")
+    cut = n - valid_size
+    return images[:cut], targets[:cut], images[cut:], targets[cut:]
+
+
 @dataclass
 class Loaders:
     """The pair of loaders a notebook or the command line trains with."""
@@ -353,26 +366,15 @@ def loaders(
     device = pick_device(device)
     root = ensure_mnist(root)  # verified once for both splits
     train_set, test_set = _read_mnist(root, True), _read_mnist(root, False)
-    n_train = len(train_set)
-    if not 0 <= valid_size < n_train:
-        raise ValueError(f"valid_size must be between 0 and {n_train - 1} (images held out of the "
-                         f"{n_train:,} training images), got {valid_size}")
-    train_range = range(n_train - valid_size)
-    valid_range = range(n_train - valid_size, n_train)
-    if train_limit is not None:
-        train_range = train_range[:train_limit]
     if fast:
         if augment is None and rotation:
             augment = aug.RandomAffine(degrees=rotation)
-        all_x, all_y = _tensors(train_set, None)
-        tr_x, tr_y = all_x[train_range.start:train_range.stop], all_y[train_range.start:train_range.stop]
+        tr_x, tr_y, va_x, va_y = hold_out(*_tensors(train_set, None), valid_size)
+        tr_x, tr_y = tr_x[:train_limit], tr_y[:train_limit]
         te_x, te_y = _tensors(test_set, test_limit)
         train = TensorLoader(tr_x, tr_y, batch_size, shuffle=True, augment=augment, seed=seed, device=device)
         test = TensorLoader(te_x, te_y, test_batch_size, shuffle=False, device=device)
-        valid = None
-        if valid_size:
-            va_x, va_y = all_x[valid_range.start:], all_y[valid_range.start:]
-            valid = TensorLoader(va_x, va_y, test_batch_size, shuffle=False, device=device)
+        valid = TensorLoader(va_x, va_y, test_batch_size, shuffle=False, device=device) if valid_size else None
         return Loaders(train, test, True, device, valid)
 
     from torch.utils.data import Subset
@@ -384,7 +386,7 @@ def loaders(
     train_set.transform = classic_transforms(True, rotation)
     test_set.transform = classic_transforms(False)
     if train_limit is not None:
-        train_set = Subset(train_set, train_range)
+        train_set = Subset(train_set, range(min(train_limit, len(train_set))))
     if test_limit is not None:
         test_set = Subset(test_set, range(min(test_limit, len(test_set))))
     return classic_loaders(train_set, test_set, batch_size, test_batch_size, device, seed, num_workers)

@@ -412,7 +412,7 @@ def fit(
                     lr=lr, seconds=seconds)
         history.batch_lr.extend(tr["lrs"])
         if checkpoint_dir is not None:
-            saved = model if averaged is None else _with_registry(averaged.module, model)
+            saved = model if averaged is None else averaged.module  # a deep copy: registry name included
             save_checkpoint(Path(checkpoint_dir) / "last.pt", saved, history, epoch=epoch)
             if te["acc"] > best:
                 best = te["acc"]
@@ -421,11 +421,3 @@ def fit(
         unwrap(model).load_state_dict(averaged.module.state_dict())
     return history
 
-
-def _with_registry(copy: nn.Module, original: nn.Module) -> nn.Module:
-    """``copy`` carrying ``original``'s registry name/arguments (for :func:`save_checkpoint`)."""
-    original = unwrap(original)
-    for attr in ("registry_name", "registry_kwargs"):
-        if hasattr(original, attr):
-            setattr(copy, attr, getattr(original, attr))
-    return copy

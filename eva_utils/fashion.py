@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import (DataUnavailableError, Loaders, Normalize, TensorLoader, _tensors, classic_loaders,
-                   data_dir, md5, verify_files)
+                   data_dir, hold_out, md5, verify_files)
 from .models import check_input, conv_block
 
 #: Label order of the dataset (= ``torchvision.datasets.FashionMNIST.classes``).
@@ -280,12 +280,7 @@ def loaders(
     device = pick_device(device)
     root = ensure_fashion_mnist(root)  # verified once for both splits
     train_set, test_set = _read(root, True), _read(root, False)
-    all_x, all_y = _tensors(train_set, None)
-    n_train = len(all_x)
-    if not 0 <= valid_size < n_train:
-        raise ValueError(f"valid_size must be between 0 and {n_train - 1} (images held out of the "
-                         f"{n_train:,} training images), got {valid_size}")
-    tr_x, tr_y = all_x[:n_train - valid_size], all_y[:n_train - valid_size]
+    tr_x, tr_y, va_x, va_y = hold_out(*_tensors(train_set, None), valid_size)
     mean, std = pixel_stats(tr_x)
     norm = Normalize((mean,), (std,))
     if train_limit is not None:
@@ -297,8 +292,7 @@ def loaders(
         test = TensorLoader(te_x, te_y, test_batch_size, shuffle=False, normalize=norm, device=device)
         valid = None
         if valid_size:
-            valid = TensorLoader(all_x[n_train - valid_size:], all_y[n_train - valid_size:], test_batch_size,
-                                 shuffle=False, normalize=norm, device=device)
+            valid = TensorLoader(va_x, va_y, test_batch_size, shuffle=False, normalize=norm, device=device)
         return Loaders(train, test, True, device, valid)
 
     from torch.utils.data import Subset

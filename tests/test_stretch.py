@@ -47,16 +47,21 @@ def test_ema_tracks_the_average_and_fit_returns_the_averaged_weights():
         engine.ema_model(model, 1.5)
 
 
-def test_fit_with_ema_evaluates_the_average():
+def test_fit_with_ema_evaluates_the_average(tmp_path):
     engine.seed_everything(0)
     loaders = data.loaders(64, device="cpu", train_limit=256, test_limit=256, test_batch_size=256)
     model = models.build("final")
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    h = engine.fit(model, 2, loaders.train, loaders.test, opt, progress=False, verbose=False, ema=0.9)
+    h = engine.fit(model, 2, loaders.train, loaders.test, opt, progress=False, verbose=False, ema=0.9,
+                   checkpoint_dir=tmp_path)
     assert h.meta["ema"] == 0.9
     # the returned model holds the averaged weights: evaluating it gives the last logged accuracy
     again = engine.evaluate(model, "cpu", loaders.test)
     assert again["correct"] == h.test_correct[-1]
+    # the checkpoint holds the averaged weights too, and loads back as the registered model
+    saved = models.load(tmp_path / "last.pt")
+    assert saved.registry_name == "final"
+    assert engine.evaluate(saved, "cpu", loaders.test)["correct"] == h.test_correct[-1]
 
 
 def test_recipe_augment_matches_the_course_rotation_and_adds_shift_and_zoom():
