@@ -16,7 +16,13 @@ from .engine import History, Speed, count_parameters, fit, pick_device, seed_eve
 from .rf import measure_rf, rf_table
 from .summary import summary
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+#: Where the course is published. Each release is tagged ``v<__version__>`` there.
+COURSE_REPO = "eva-course/small-cnns"
+#: What every notebook's Colab cell installs: this version, by its tag, never a moving
+#: branch, so a notebook runs against the package it was executed with.
+COLAB_INSTALL = f"eva-utils @ git+https://github.com/{COURSE_REPO}.git@v{__version__}"
 
 __all__ = ["History", "Speed", "count_parameters", "fit", "measure_rf", "pick_device", "rf_table",
            "seed_everything", "summary", "test", "train"]

@@ -8,7 +8,9 @@ timings, are what carry from one machine to another.
 
 Variants: (a) ``textbook``: torchvision MNIST + PIL RandomRotation + DataLoader, fp32,
 NCHW, eager, ``zero_grad()`` and ``.item()`` every batch; each fast-path switch alone
-on top of it; and (b) ``fast path``: every switch that is on by default on this device.
+on top of it; and (b) ``fast path``: every switch that is on by default on this device,
+once per training precision (fp32, bf16, and fp16 on CUDA), the default one marked.
+Evaluation is always fp32.
 Then it times evaluation of the 10k test images and (unless ``--skip-full``) a full
 15-epoch run of the fast path with the course's recipe.
 """
@@ -83,20 +85,30 @@ class Result:
     speedup: float = 1.0
 
 
+def precisions_to_compare(device: torch.device) -> list[str]:
+    """The training precisions the bench times on ``device``: fp32 and bf16 everywhere
+    (emulated bf16 included, to show what it would cost), fp16 on CUDA."""
+    return ["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else [])
+
+
 def variants(device: torch.device) -> list[Variant]:
-    """The textbook pipeline, each switch alone on top of it, and the default fast path."""
+    """The textbook pipeline, each switch alone on top of it, and the fast path in each precision.
+
+    The fast-path rows differ only in the training precision, so they show what the
+    precision :func:`eva_utils.engine.auto_precision` picks for this device buys.
+    """
     base = engine.Speed.textbook()
-    fast = engine.Speed()
     out = [
         Variant("textbook (DataLoader+PIL, fp32, NCHW, eager)", False, base),
         Variant("+ tensor loader, batched rotation", True, base),
         Variant("+ channels_last", False, replace(base, channels_last=True)),
         Variant("+ zero_grad(set_to_none), sync every 20", False, replace(base, set_to_none=True, sync_every=20)),
+        Variant("+ torch.compile", False, replace(base, compile=True)),
     ]
-    if engine.bf16_supported(device):
-        out.append(Variant("+ bf16 autocast", False, replace(base, amp=True)))
-    out.append(Variant("+ torch.compile", False, replace(base, compile=True)))
-    out.append(Variant(f"fast path (defaults on {device.type})", True, fast))
+    default = engine.auto_precision(device)
+    for precision in precisions_to_compare(device):
+        mark = " (default)" if precision == default else ""
+        out.append(Variant(f"fast path, {precision} training{mark}", True, engine.Speed(precision=precision)))
     return out
 
 
@@ -151,7 +163,7 @@ def full_run(device, root=None) -> tuple[float, engine.History]:
     return time.perf_counter() - start, history
 
 
-def format_table(results: list[Result], batch_size: int) -> str:
+def format_table(results: list[Result]) -> str:
     head = f"| {'variant':<46} | {'images/s':>9} | {'s/epoch (60k)':>13} | {'peak MB':>8} | {'speed-up':>8} |"
     rule = "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"
     rows = [head, rule]
@@ -165,8 +177,7 @@ def machine_line(device: torch.device) -> str:
         what = torch.cuda.get_device_name(device)
     else:
         what = f"{os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads"
-        if engine.bf16_supported(device):
-            what += ", bf16 (AVX-512 BF16/AMX)"
+        what += ", native bf16 (AVX-512 BF16/AMX)" if engine.cpu_has_native_bf16() else ", no native bf16"
     return f"device {device} ({what}), torch {torch.__version__}"
 
 
@@ -186,7 +197,7 @@ def run_bench(args) -> int:
     for r in results:
         r.speedup = r.images_per_s / base
     print()
-    print(format_table(results, batch_size))
+    print(format_table(results))
     eval_s = time_evaluation(device, args.data, repeats=1 if args.tiny else 3)
     print(f"\nEvaluation of the 10,000 test images (fast path, batch 1000): {eval_s:.2f} s")
     if not (args.skip_full or args.tiny):

@@ -480,7 +480,7 @@ def speed(device) -> "object":
     """
     from .engine import Speed
 
-    return Speed(channels_last=True, amp=False) if torch.device(device).type == "cpu" else Speed()
+    return Speed(channels_last=True, precision="fp32") if torch.device(device).type == "cpu" else Speed()
 
 
 def target_line(history, rf_gap: int) -> str:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import recipes
+from . import engine, recipes
 
 
 def _positive_int(text: str) -> int:
@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     t.add_argument("--data", default=None, help="data folder (default: $EVA_DATA or ~/.cache/eva_utils/data)")
     t.add_argument("--classic", action="store_true", help="use the textbook DataLoader pipeline")
-    t.add_argument("--no-amp", action="store_true", help="disable bf16 autocast")
+    t.add_argument("--precision", choices=["auto", *engine.PRECISIONS], default="auto",
+                   help="training precision: auto (by hardware: bf16 on CPUs with AVX-512 BF16/AMX and "
+                        "CUDA >= 8.0, fp16 on older GPUs, else fp32), fp32, bf16 or fp16; "
+                        "evaluation is always fp32")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
     t.add_argument("--train-limit", type=_positive_int, default=None, help="use only the first N training images")
     t.add_argument("--test-limit", type=_positive_int, default=None, help="use only the first N test images")
@@ -59,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from . import engine, models
+    from . import models
     from .summary import summary
 
     recipe = recipes.get_recipe(args.model)
@@ -67,10 +70,10 @@ def cmd_train(args) -> int:
         recipe = recipe.with_(batch_size=args.batch_size)
     settings = recipes.RunSettings(args.epochs or recipe.epochs, args.train_limit, args.test_limit)
     device = engine.pick_device(args.device)
-    speed = engine.Speed(amp=False if args.no_amp else None, compile=args.compile)
+    speed = engine.Speed(precision=None if args.precision == "auto" else args.precision, compile=args.compile)
     print(f"Model {args.model!r} (step {recipe.name}), seed {args.seed}, device {device}, "
           f"{'classic DataLoader' if args.classic else 'fast tensor loader'}, "
-          f"autocast {speed.amp_dtype(device) or 'off'}"
+          f"training precision {speed.resolve(device).precision}"
           + (f", validation on the last {args.valid:,} training images" if args.valid else ""))
     print(summary(models.build(recipe.model), (1, 28, 28)))
     start = time.perf_counter()

@@ -7,9 +7,10 @@ runs both for N epochs and returns a :class:`History` that plots and notebooks u
 
 Speed comes from switches collected in :class:`Speed`, each one independent so a
 notebook or the benchmark can show what it buys: ``channels_last`` memory format,
-bf16 autocast where the hardware has it, ``torch.compile``, ``zero_grad(set_to_none)``,
-and no ``.item()`` per batch (loss and hits are summed on the device and read once per
-progress update). Evaluation runs under ``torch.inference_mode``.
+training in bf16 or fp16 autocast where the hardware computes it natively
+(:func:`auto_precision`), ``torch.compile``, ``zero_grad(set_to_none)``, and no
+``.item()`` per batch (loss and hits are summed on the device and read once per
+progress update). Evaluation runs in fp32 under ``torch.inference_mode``.
 """
 from __future__ import annotations
 
@@ -55,17 +56,45 @@ def pick_device(device: Optional[str | torch.device] = None) -> torch.device:
     return torch.device("cpu")
 
 
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast is fast here: CUDA with bf16, or a CPU with AVX-512 BF16/AMX."""
+#: Autocast dtypes by name; "fp32" means no autocast.
+PRECISIONS: dict[str, Optional[torch.dtype]] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX).
+
+    Why not ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``: it answers True on any
+    AVX-512 CPU, where bf16 is emulated and slower than fp32.
+    """
+    capabilities = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.5
+    if capabilities is not None:
+        caps = capabilities()
+        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    try:  # older torch on Linux: the kernel's list of CPU flags
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def auto_precision(device) -> str:
+    """The training precision this hardware computes natively.
+
+    * CUDA with compute capability >= 8.0 (A100, L4, RTX 30xx and newer): ``"bf16"``.
+    * Older CUDA GPUs (T4 7.5, V100 7.0, P100 6.0): ``"fp16"`` autocast with a gradient
+      scaler. They have no bf16 units (``torch.cuda.is_bf16_supported()`` says True
+      there only because it counts emulation), but fp16 tensor cores or fp16 math.
+    * A CPU with AVX-512 BF16 or AMX: ``"bf16"``; MPS and every other CPU: ``"fp32"``.
+
+    Evaluation is always fp32 (:func:`evaluate`), whatever the training precision.
+    """
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
+        major, _minor = torch.cuda.get_device_capability(device)
+        return "bf16" if major >= 8 else "fp16" if major >= 6 else "fp32"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
 
 
 @dataclass
@@ -74,31 +103,38 @@ class Speed:
 
     ``channels_last``: None = on CUDA only (measured slower on this course's CPU for
     8-16 channel layers; ``python -m eva_utils bench`` shows it), True/False force it.
-    ``amp``: None = bf16 autocast where :func:`bf16_supported`, True forces it, False off.
+    ``precision``: the autocast precision of training, ``"fp32"`` (none), ``"bf16"``
+    or ``"fp16"`` (with a gradient scaler); None = :func:`auto_precision` of the device.
     ``compile``: wrap the model in ``torch.compile`` (off by default: on the course's
     CPU it bought nothing on top of bf16 and costs ~10 s to compile; try it on a GPU).
     ``sync_every``: read the running loss/accuracy from the device every N batches.
     """
 
     channels_last: Optional[bool] = None
-    amp: Optional[bool] = None
+    precision: Optional[str] = None
     compile: bool = False
     set_to_none: bool = True
     sync_every: int = 20
 
+    def __post_init__(self):
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)} "
+                             "(or None to choose by hardware)")
+
     @classmethod
     def textbook(cls) -> "Speed":
-        return cls(channels_last=False, amp=False, compile=False, set_to_none=False, sync_every=1)
+        return cls(channels_last=False, precision="fp32", compile=False, set_to_none=False, sync_every=1)
 
     def resolve(self, device: torch.device) -> "Speed":
         """A copy with the automatic (None) choices made for ``device``."""
         device = torch.device(device)
         channels_last = device.type == "cuda" if self.channels_last is None else self.channels_last
-        amp = bf16_supported(device) if self.amp is None else self.amp
-        return replace(self, channels_last=channels_last, amp=amp)
+        precision = auto_precision(device) if self.precision is None else self.precision
+        return replace(self, channels_last=channels_last, precision=precision)
 
-    def amp_dtype(self, device: torch.device) -> Optional[torch.dtype]:
-        return torch.bfloat16 if self.resolve(device).amp else None
+    def autocast_dtype(self, device: torch.device) -> Optional[torch.dtype]:
+        """The dtype training autocasts to on ``device`` (None: fp32, no autocast)."""
+        return PRECISIONS[self.resolve(device).precision]
 
     def prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
         """Move the model to ``device`` in the chosen memory format (and compile it)."""
@@ -112,6 +148,16 @@ class Speed:
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` in the memory format the model was prepared for (call on a resolved Speed)."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
+
+
+def grad_scaler(device: torch.device, dtype: Optional[torch.dtype]):
+    """A gradient scaler for fp16 training (fp16 gradients underflow without one); else None."""
+    if dtype is not torch.float16:
+        return None
+    device = torch.device(device)
+    if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+        return torch.amp.GradScaler(device.type)
+    return torch.cuda.amp.GradScaler(enabled=device.type == "cuda")
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -145,6 +191,7 @@ def train(
     progress: bool = True,
     max_batches: Optional[int] = None,
     averaged=None,
+    scaler=None,
 ) -> dict:
     """Train one epoch; returns {'loss': mean loss, 'acc': accuracy in %, 'lrs': LR per step}.
 
@@ -152,12 +199,16 @@ def train(
     per-epoch schedulers are stepped by :func:`fit`. ``l1`` adds ``l1 * sum(|w|)`` of
     the weights to the loss. ``clip_grad`` clips the gradient norm (off by default).
     ``averaged`` (a ``torch.optim.swa_utils.AveragedModel``, see :func:`ema_model`) is
-    updated after every optimizer step.
+    updated after every optimizer step. Training autocasts to ``speed``'s precision;
+    under fp16 a gradient ``scaler`` (:func:`grad_scaler`; :func:`fit` keeps one across
+    epochs) scales the loss so small gradients do not underflow.
     """
     model.train()
     device = torch.device(device)
     speed = speed.resolve(device)
-    amp_dtype = speed.amp_dtype(device)
+    amp_dtype = speed.autocast_dtype(device)
+    if scaler is None:
+        scaler = grad_scaler(device, amp_dtype)
     total = len(train_loader) if max_batches is None else min(max_batches, len(train_loader))
     bar = tqdm(train_loader, total=total, disable=not progress, leave=True)
     loss_sum = torch.zeros((), device=device)
@@ -175,11 +226,19 @@ def train(
         loss = F.cross_entropy(output.float(), target, label_smoothing=label_smoothing)
         if l1:
             loss = loss + l1 * sum(p.abs().sum() for p in model.parameters() if p.ndim > 1)  # weights, not biases/BN
-        loss.backward()
-        if clip_grad:
-            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
         lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            if clip_grad:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            if clip_grad:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
         if averaged is not None:
             averaged.update_parameters(model)
         if scheduler is not None:
@@ -197,15 +256,19 @@ def train(
 
 
 def evaluate(model: nn.Module, device, loader, speed: Speed = Speed()) -> dict:
-    """Loss, hits and accuracy on ``loader`` under ``torch.inference_mode`` (prints nothing)."""
+    """Loss, hits and accuracy on ``loader`` under ``torch.inference_mode`` (prints nothing).
+
+    Always in fp32, whatever precision training used: the test line, the checkpoint's
+    score, the misclassified images and the per-class tables then count the same
+    predictions. (``speed`` gives only the memory format.)
+    """
     model.eval()
     device = torch.device(device)
     speed = speed.resolve(device)
-    amp_dtype = speed.amp_dtype(device)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     n = 0
-    with torch.inference_mode(), _autocast(device, amp_dtype):
+    with torch.inference_mode():
         for data, target in loader:
             data = speed.inputs(data.to(device, non_blocking=True))
             target = target.to(device, non_blocking=True)
@@ -384,9 +447,10 @@ def fit(
     history = History(meta={
         "params": count_parameters(model),
         "device": str(device),
-        "amp": str(speed.amp_dtype(device)),
+        "precision": speed.precision,
         "model": getattr(unwrap(model), "registry_name", type(unwrap(model)).__name__),
     })
+    scaler = grad_scaler(device, speed.autocast_dtype(device))  # fp16 only; its scale carries across epochs
     averaged = ema_model(net, ema) if ema else None
     evaluated = averaged if averaged is not None else net
     if ema:
@@ -399,7 +463,8 @@ def fit(
         start = time.perf_counter()
         tr = train(net, device, train_loader, optimizer, epoch,
                    scheduler=scheduler if per_batch else None, l1=l1, clip_grad=clip_grad,
-                   label_smoothing=label_smoothing, speed=speed, progress=progress, averaged=averaged)
+                   label_smoothing=label_smoothing, speed=speed, progress=progress, averaged=averaged,
+                   scaler=scaler)
         seconds = time.perf_counter() - start
         te = test(evaluated, device, test_loader, speed, verbose=verbose, label=eval_label)
         if scheduler is not None and not per_batch:

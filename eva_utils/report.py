@@ -3,11 +3,25 @@
 Each notebook shows a placeholder under its Target at the top
 (:func:`results_placeholder`) and fills it at the end (:func:`show_results`), so the
 Results at the top of a committed notebook are the numbers of that notebook's own run.
+
+Where histories live (later notebooks compare with earlier steps' runs):
+
+* a notebook writes its full run's history to ``results/<step>.json`` in the folder it
+  runs in (``$EVA_RESULTS`` if set), never into the installed package;
+* a notebook reads an earlier step's history from that same folder when the student
+  has run that step there, else from the course's reference runs shipped inside the
+  package (``eva_utils/results``, read with :mod:`importlib.resources`), so it works
+  from a clone, an editable or a plain pip install, and on Colab alike.
+
+Instructors' ``make notebooks`` sets ``$EVA_RESULTS`` to the repository's
+``eva_utils/results``, so a full re-run refreshes the reference runs that ship.
 """
 from __future__ import annotations
 
+import os
 import platform
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -17,30 +31,53 @@ from . import recipes
 
 RESULTS_DISPLAY_ID = "eva-results"
 
-#: Each notebook's full-run history, written by that notebook (read by later ones).
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "notebooks" / "results"
+#: Environment variable naming the folder notebooks write their histories to.
+RESULTS_ENV = "EVA_RESULTS"
+
+
+def history_dir() -> Path:
+    """Where this run's histories go: ``$EVA_RESULTS``, else ``results/`` in the working folder."""
+    return Path(os.environ.get(RESULTS_ENV) or "results")
+
+
+def course_results():
+    """The course's reference runs, shipped inside the package (an importlib.resources Traversable)."""
+    return resources.files("eva_utils") / "results"
 
 
 def save_history(history, step: str, quick: bool = False, results_dir: Optional[Path] = None) -> Optional[Path]:
-    """Keep a full run's history as ``notebooks/results/<step>.json`` for later notebooks.
+    """Keep a full run's history as ``results/<step>.json`` (see :func:`history_dir`) for later notebooks.
 
     A quick (EVA_SMOKE) run is never saved: it must not replace a real result.
     """
     if quick:
         return None
-    path = Path(results_dir or RESULTS_DIR) / f"{step}.json"
+    path = Path(results_dir or history_dir()) / f"{step}.json"
     history.save(path)
     return path
 
 
 def load_history(step: str, results_dir: Optional[Path] = None):
-    """The committed full-run history of an earlier notebook."""
+    """An earlier step's full-run history: this folder's own run if there is one, else the course's.
+
+    ``meta["source"]`` says which: the file's path, or ``"course reference run"``.
+    """
+    import json
+
     from .engine import History
 
-    path = Path(results_dir or RESULTS_DIR) / f"{step}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run notebook {step} in full first (make notebooks)")
-    return History.load(path)
+    own = Path(results_dir or history_dir()) / f"{step}.json"
+    if own.is_file():
+        history = History.load(own)
+        history.meta["source"] = str(own)
+        return history
+    shipped = course_results() / f"{step}.json"
+    if not shipped.is_file():
+        raise FileNotFoundError(f"no history for step {step!r}: neither {own} (run notebook {step} in full "
+                                "here) nor a course reference run in the package")
+    history = History.from_dict(json.loads(shipped.read_text()))
+    history.meta["source"] = "course reference run"
+    return history
 
 
 def step_rows(steps: Sequence[str], current: Optional[dict] = None, results_dir: Optional[Path] = None) -> list:

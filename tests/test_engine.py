@@ -19,7 +19,7 @@ def test_engine_overfits_256_real_samples_to_100_percent():
     model = models.build("batchnorm")
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     history = engine.fit(model, 30, loaders.train, loaders.train, optimizer,
-                         progress=False, verbose=False, speed=engine.Speed(amp=False))
+                         progress=False, verbose=False, speed=engine.Speed(precision="fp32"))
     assert history.test_acc[-1] == 100.0  # evaluated on the same 256 training images
     assert history.train_loss[-1] < history.train_loss[0]
 
@@ -134,8 +134,79 @@ def test_device_choice():
 
 def test_speed_switches_resolve_per_device():
     cpu = engine.Speed().resolve("cpu")
-    assert cpu.channels_last is False and cpu.amp == engine.bf16_supported(torch.device("cpu"))
-    assert engine.Speed.textbook().amp_dtype(torch.device("cpu")) is None
+    assert cpu.channels_last is False and cpu.precision == engine.auto_precision("cpu")
+    assert engine.Speed.textbook().autocast_dtype(torch.device("cpu")) is None
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        engine.Speed(precision="half")
+
+
+@pytest.mark.parametrize("gpu, capability, expected", [
+    ("T4", (7, 5), "fp16"), ("V100", (7, 0), "fp16"), ("P100", (6, 0), "fp16"),
+    ("A100", (8, 0), "bf16"), ("H100", (9, 0), "bf16"), ("K80", (3, 7), "fp32"),
+])
+def test_cuda_precision_follows_the_compute_capability(monkeypatch, gpu, capability, expected):
+    # torch.cuda.is_bf16_supported() says True on a T4 (it counts emulation): not asked
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert engine.auto_precision("cuda") == expected
+    speed = engine.Speed().resolve("cuda")
+    assert speed.precision == expected and speed.channels_last is True
+    dtype = speed.autocast_dtype("cuda")
+    assert dtype == {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}[expected]
+    assert (engine.grad_scaler("cuda", dtype) is not None) == (expected == "fp16")
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_cpu_precision_needs_native_bf16(monkeypatch, native, expected):
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: native)
+    assert engine.auto_precision("cpu") == expected
+    assert engine.Speed().resolve("cpu").precision == expected
+    assert engine.auto_precision("mps") == "fp32"
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ({"avx512_bf16": True, "amx_bf16": False}, True),   # Xeon (Cooper Lake+), EPYC Zen 4
+    ({"avx512_bf16": False, "amx_bf16": True}, True),   # AMX only
+    ({"avx512_f": True, "avx512_bf16": False}, False),  # AVX-512 without bf16: emulated
+    ({}, False),                                         # AVX2 laptop, Apple silicon
+])
+def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, flags, expected):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: flags, raising=False)
+    assert engine.cpu_has_native_bf16() is expected
+
+
+def test_evaluation_is_fp32_under_any_training_precision(monkeypatch):
+    """The test line, the checkpoint and the misclassified grid count the same predictions."""
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append((torch.is_autocast_enabled("cpu"), x.dtype))
+            return torch.zeros(len(x), 10)
+
+    loader = [(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long))]
+    engine.evaluate(Probe(), "cpu", loader, engine.Speed(precision="bf16"))
+    assert seen == [(False, torch.float32)]
+
+
+def test_fp16_training_uses_a_gradient_scaler_that_fit_keeps(monkeypatch):
+    """fp16 (older GPUs): the loss is scaled; one scaler lives through all epochs. Run on the CPU."""
+    made = []
+    real = engine.grad_scaler
+
+    def spy(device, dtype):
+        scaler = real(device, dtype)
+        made.append(scaler)
+        return scaler
+
+    monkeypatch.setattr(engine, "grad_scaler", spy)
+    engine.seed_everything(0)
+    loaders = tiny_loaders(256, 64)
+    model = models.build("batchnorm")
+    history = engine.fit(model, 2, loaders.train, loaders.test, device="cpu", progress=False, verbose=False,
+                         speed=engine.Speed(precision="fp16"))
+    assert len(made) == 1 and made[0] is not None and made[0].get_scale() > 0
+    assert history.meta["precision"] == "fp16" and all(l == l for l in history.train_loss)  # no NaN
 
 
 def test_onecycle_with_too_few_steps_says_what_to_do():

@@ -1,4 +1,6 @@
 """What the notebooks show: Results rendered from a history, figures, widgets without a front end."""
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -53,8 +55,34 @@ def test_quick_runs_are_never_saved(tmp_path):
     assert not list(tmp_path.iterdir())
     report.save_history(h, "x", results_dir=tmp_path)
     assert report.load_history("x", tmp_path).test_acc == h.test_acc
-    with pytest.raises(FileNotFoundError, match="make notebooks"):
+    with pytest.raises(FileNotFoundError, match="run notebook missing in full here"):
         report.load_history("missing", tmp_path)
+
+
+def test_histories_go_to_the_working_folder_and_fall_back_to_the_course_runs(tmp_path, monkeypatch):
+    """A notebook run anywhere (Colab: a pip install and an empty folder) writes next to itself
+    and still finds the earlier steps' runs, shipped inside the package."""
+    import eva_utils
+
+    monkeypatch.delenv(report.RESULTS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    course = report.load_history("03_batchnorm")
+    assert course.meta["source"] == "course reference run" and len(course) == 15
+    mine = fake_history([99.0, 99.1, 99.2])
+    path = report.save_history(mine, "03_batchnorm")
+    assert path == report.history_dir() / "03_batchnorm.json" and (tmp_path / path).is_file()
+    assert report.load_history("03_batchnorm").test_acc == mine.test_acc  # this folder's own run first
+    package = Path(eva_utils.__file__).parent
+    assert not (tmp_path / path).resolve().is_relative_to(package)
+    monkeypatch.setenv(report.RESULTS_ENV, str(tmp_path / "elsewhere"))
+    assert report.save_history(mine, "x") == tmp_path / "elsewhere" / "x.json"
+
+
+def test_every_step_a_notebook_compares_with_ships_with_the_package():
+    steps = ["01_skeleton", "02_lighter", "03_batchnorm", "04_regularizer", "05_augmentation",
+             "06_optimizer", "08_design_adapted_flip"]
+    for step in steps:
+        assert (report.course_results() / f"{step}.json").is_file(), step
 
 
 def test_quick_mode_reads_the_environment(monkeypatch):

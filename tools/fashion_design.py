@@ -2,7 +2,7 @@
 
 Each variant trains on the first 50,000 Fashion-MNIST training images and is scored on the
 last 10,000 (``fashion.loaders(valid_size=10_000)``). Each run's history is saved as
-``notebooks/results/08_design_<variant>.json``; notebook 08 reads and shows them, so the
+``eva_utils/results/08_design_<variant>.json`` (package data); notebook 08 reads and shows them, so the
 numbers behind its design decisions come from these runs, not from the test set.
 
     OMP_NUM_THREADS=1 python tools/fashion_design.py              # every variant
@@ -51,6 +51,9 @@ class FirstCandidate(nn.Module):
         return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
 
 
+#: The course's reference runs (package data): notebook 08 reads these.
+REFERENCE_RUNS = Path(__file__).resolve().parent.parent / "eva_utils" / "results"
+
 def shift_flip():
     return fashion.adapted_augment(flip=0.5, padding=2)
 
@@ -84,7 +87,7 @@ def run(variant: str, epochs: int = EPOCHS):
     history.meta.update(device_name=report.device_description("cpu"), variant=variant,
                         evaluated_on=f"validation: the last {VALIDATION:,} training images",
                         augment=repr(loaders.train.augment), recipe=recipe.name)
-    path = report.save_history(history, f"08_design_{variant}")
+    path = report.save_history(history, f"08_design_{variant}", results_dir=REFERENCE_RUNS)
     best, ep = history.best_test
     print(f"{variant}: {history.meta['params']:,} params, best validation {best:.2f}% (epoch {ep}), "
           f"last {history.test_acc[-1]:.2f}%, train {history.train_acc[-1]:.2f}%, "

@@ -3,7 +3,7 @@
 Reuses that script's badge, set-up cell and layout. Run it, then execute the notebook in full
 (``OMP_NUM_THREADS=1 python tools/run_notebooks.py notebooks/08_fashion_mnist.ipynb``); the
 Analysis already written in an existing notebook is kept. The validation runs it shows come
-from ``tools/fashion_design.py`` (``notebooks/results/08_design_*.json``).
+from ``tools/fashion_design.py`` (``eva_utils/results/08_design_*.json``, shipped with the package).
 
     python tools/fashion_notebook_source.py
 """
@@ -88,7 +88,7 @@ plots.plot_history(final_history, "the final model as is, on Fashion-MNIST", tar
             "by `tools/fashion_design.py`, which trains on the **first 50,000** training images and scores on "
             "the **last 10,000** (`fashion.loaders(valid_size=10_000)`), 8 epochs per variant (short, to keep "
             "the exploration small), seed 1, the final model's optimizer and schedule. The test set played no "
-            "part. Its saved runs (`notebooks/results/08_design_*.json`), in the order they were made:\n\n"
+            "part. Its saved runs (`08_design_*.json`, shipped with `eva_utils`), in the order they were made:\n\n"
             "- `final_rot7`: the final model and recipe as they are (rotation ±7°);\n"
             "- `final_shiftflip`: the same model, shifts of up to 2 pixels and horizontal flips instead of "
             "rotation (a mirrored shirt is still a shirt; a mirrored 2 is not a 2);\n"

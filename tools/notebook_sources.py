@@ -16,8 +16,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-#: Where the course is published (Colab badges and the Colab install cell point here).
-REPO = "eva-course/small-cnns"
+from eva_utils import COLAB_INSTALL, COURSE_REPO as REPO  # noqa: E402  (the one pin: package version tag)
+
+#: The Colab badges open the notebooks from this branch; what they install is COLAB_INSTALL.
 BRANCH = "main"
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -30,7 +31,7 @@ def badge(name: str) -> str:
 SETUP = f'''# On Colab, install the course package from the repository; locally, import the installed one.
 import sys
 if "google.colab" in sys.modules:
-    !pip install -q "eva-utils @ git+https://github.com/{REPO}.git@{BRANCH}"
+    !pip install -q "{COLAB_INSTALL}"
 
 import inspect
 import time
@@ -192,7 +193,8 @@ def nb04(analysis: str):
                          "on a CPU than element-wise dropout) after every 3x3 block; GAP before the classifier.")
     cells += train_cells("regularizer")
     cells += [new_markdown_cell("## Did the gap close?\nTrain minus test accuracy per epoch, this run against "
-                                "03's committed full run (`notebooks/results/03_batchnorm.json`)."),
+                                "03's full run (`results/03_batchnorm.json` if you ran 03 in full in this "
+                                "folder, else the course's reference run that ships with `eva_utils`)."),
               new_code_cell("before = report.load_history('03_batchnorm')\n"
                             "plots.plot_gap({'03 batchnorm': before, '04 regularizer': history});")]
     cells += misclassified_cells()
@@ -255,7 +257,8 @@ for seed in (2, 3):
 from IPython.display import Markdown
 Markdown(report.seeds_markdown(seed_histories))''')]
     cells += [new_markdown_cell("## All six steps\nParameters against best test accuracy, from each notebook's "
-                                "committed full run (`notebooks/results/*.json`, written by those notebooks) "
+                                "full run (`results/*.json` in this folder where you ran them, else the course's reference "
+                                "runs that ship with `eva_utils`) "
                                 "and this run."),
               new_code_cell('''steps = report.step_rows(["01_skeleton", "02_lighter", "03_batchnorm", "04_regularizer",
                           "05_augmentation"], current={"06_optimizer": history})

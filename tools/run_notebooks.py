@@ -1,6 +1,7 @@
 """Execute notebooks in place, one progress line per notebook (``make notebooks``).
 
-Full runs are what gets committed. With EVA_SMOKE=1 the notebooks run in quick mode;
+Full runs are what gets committed. Each notebook saves its history into the repository's
+``eva_utils/results`` (``$EVA_RESULTS``), the course's reference runs that ship with the package. With EVA_SMOKE=1 the notebooks run in quick mode;
 this script then refuses to write them back unless --allow-quick is given, so a quick
 run can never replace a real one by accident.
 
@@ -28,6 +29,7 @@ def main(argv=None) -> int:
     if quick and not args.allow_quick:
         print("EVA_SMOKE is set: quick runs are never committed. Unset it, or pass --allow-quick.")
         return 2
+    os.environ.setdefault("EVA_RESULTS", str(Path(__file__).resolve().parent.parent / "eva_utils" / "results"))
     paths = sorted(args.notebooks)
     for i, path in enumerate(paths, 1):
         start = time.perf_counter()
