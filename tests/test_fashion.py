@@ -3,7 +3,8 @@
 Source mechanics run in temporary folders with the network replaced by a stub (no test
 touches the internet). Tests whose point is the real data use Debian's copy
 (``/usr/share/datasets/fashion-mnist``, ``$EVA_FASHION_MNIST_DIR``) or files already in the
-data folder, and are skipped, saying so, only where there is neither.
+data folder (or the internet), and are skipped outside CI, naming the remedy, only where
+there is none (``needs_data``, in the repository's conftest.py).
 """
 from __future__ import annotations
 
@@ -20,12 +21,8 @@ from eva_utils.data import DataUnavailableError
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
-def _real_source() -> bool:
-    return fashion.offline_dir() is not None or not fashion.verify_raw()
-
-
-needs_data = pytest.mark.skipif(not _real_source(), reason="no Fashion-MNIST: no Debian copy "
-                                "(apt-get install dataset-fashion-mnist), no $EVA_FASHION_MNIST_DIR, no cached files")
+# skipped, naming the remedy, where Fashion-MNIST cannot be had (never under CI=true): ../conftest.py
+needs_data = pytest.mark.needs_data("fashion_mnist")
 
 
 def _offline(monkeypatch, calls=None):
@@ -40,9 +37,10 @@ def _offline(monkeypatch, calls=None):
 
 @pytest.fixture(scope="module")
 def real_root():
-    """The default data folder with verified files (built from Debian's copy offline)."""
-    if not _real_source():
-        pytest.skip("no Fashion-MNIST source")
+    """The default data folder with verified files (built from Debian's copy offline).
+
+    Only tests marked ``needs_data`` use it, so they are skipped before it runs where
+    there is no source."""
     return fashion.ensure_fashion_mnist()
 
 
