@@ -10,7 +10,7 @@ SEED   ?= 1
 # on the same machine (thread count changes floating-point summation order).
 THREADS ?= 1
 
-.PHONY: train test notebooks bench venv offline-data clean
+.PHONY: train test notebooks bench seeds venv offline-data clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs
+
+## The final model from seeds 1-10 (SEEDS=1-5 for fewer): one table, exit 1 if any seed misses
+SEEDS ?= 1-10
+seeds: $(STAMP)
+	$(PY) -m eva_utils seeds --model final --seeds $(SEEDS)

@@ -25,7 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import DataUnavailableError, Loaders, Normalize, TensorLoader, classic_loaders, data_dir, spread_indices
+from .data import (DataUnavailableError, Loaders, Normalize, TensorLoader, check_limits, check_valid_size,
+                   classic_loaders, data_dir, spread_indices)
+from .fsutil import atomic_open
 from .models import check_input
 
 #: CIFAR-10's classes in label order (= alphabetical order of the class folders).
@@ -171,10 +173,8 @@ def build_cache(root=None, png_root=None, download: bool = True, verbose: bool =
     if problems := check_tensors(data):
         raise DataUnavailableError(f"CIFAR-10 from {source} is incomplete: {problems}")
     data["meta"] = {"source": source, "decode_seconds": seconds, "classes": class_names}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
+    with atomic_open(path) as fh:  # a unique temporary name: two processes may build the cache at once
+        torch.save(data, fh)
     return path
 
 
@@ -299,6 +299,8 @@ def loaders(
     """
     from .engine import pick_device
 
+    check_limits(train_limit=train_limit, test_limit=test_limit)
+    check_valid_size(validation, "validation")
     device = pick_device(device)
     data = load_tensors(root, png_root)
     tr_x, tr_y, te_x, te_y = data["train_x"], data["train_y"], data["test_x"], data["test_y"]

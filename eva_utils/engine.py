@@ -351,10 +351,9 @@ class History:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from .fsutil import atomic_write_text
+
+    atomic_write_text(path, text)  # a unique temporary file in the same folder, fsync'ed, then renamed
 
 
 def save_checkpoint(path, model: nn.Module, history: Optional[History] = None, **extra) -> Path:
@@ -364,7 +363,6 @@ def save_checkpoint(path, model: nn.Module, history: Optional[History] = None, *
     :func:`eva_utils.models.build`) so :func:`eva_utils.models.load` rebuilds it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = unwrap(model)
     state = {
         "model_name": getattr(model, "registry_name", None),
@@ -373,9 +371,14 @@ def save_checkpoint(path, model: nn.Module, history: Optional[History] = None, *
         "history": history.to_dict() if history is not None else None,
         **extra,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    from .fsutil import WriteError, atomic_open
+
+    with atomic_open(path) as fh:  # a unique temporary file: two runs saving one path do not collide
+        try:
+            torch.save(state, fh)
+        except RuntimeError as err:  # torch's writer reports a failed write without the path
+            raise WriteError(f"cannot write the checkpoint {path}: {str(err).splitlines()[0]}; check the "
+                             f"free space and permissions of {path.parent}, or choose another path") from None
     return path
 
 
@@ -466,6 +469,8 @@ def fit(
                    label_smoothing=label_smoothing, speed=speed, progress=progress, averaged=averaged,
                    scaler=scaler)
         seconds = time.perf_counter() - start
+        if verbose:  # plain text, so every viewer keeps the record the progress bar shows live
+            print(f"Train set: Average loss: {tr['loss']:.4f}, Accuracy: {tr['acc']:.2f}% ({seconds:.1f} s)")
         te = test(evaluated, device, test_loader, speed, verbose=verbose, label=eval_label)
         if scheduler is not None and not per_batch:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

@@ -33,8 +33,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import (DataUnavailableError, Loaders, Normalize, TensorLoader, _tensors, classic_loaders,
-                   data_dir, hold_out, md5, verify_files)
+from .data import (DataUnavailableError, Loaders, Normalize, TensorLoader, _tensors, check_limits,
+                   check_valid_size, classic_loaders, data_dir, hold_out, md5, verify_files)
+from .fsutil import atomic_open
 from .models import check_input, conv_block
 
 #: Label order of the dataset (= ``torchvision.datasets.FashionMNIST.classes``).
@@ -133,15 +134,11 @@ def copy_from_folder(folder: Path, root: Optional[str | os.PathLike] = None) -> 
     raw.mkdir(parents=True, exist_ok=True)
     for name in FASHION_RAW_MD5:
         gz, plain = folder / f"{name}.gz", folder / name
-        tmp = raw / f"{name}.tmp"
-        if gz.is_file():
-            with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-        elif plain.is_file():
-            shutil.copyfile(plain, tmp)
-        else:
+        if not (gz.is_file() or plain.is_file()):
             raise FileNotFoundError(f"{folder} has neither {gz.name} nor {plain.name}")
-        os.replace(tmp, raw / name)
+        # a unique temporary name in raw/, renamed when complete: two processes may copy at once
+        with atomic_open(raw / name) as dst, (gzip.open(gz, "rb") if gz.is_file() else open(plain, "rb")) as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
     return raw
 
 
@@ -277,6 +274,8 @@ def loaders(
     """
     from .engine import pick_device
 
+    check_limits(train_limit=train_limit, test_limit=test_limit)
+    check_valid_size(valid_size)
     device = pick_device(device)
     root = ensure_fashion_mnist(root)  # verified once for both splits
     train_set, test_set = _read(root, True), _read(root, False)

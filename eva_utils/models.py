@@ -298,6 +298,24 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
     if not isinstance(state, dict) or "state_dict" not in state or not state.get("model_name"):
         raise ValueError(f"{path} is not an eva_utils checkpoint (no model name/state_dict); "
                          "re-create it with `python -m eva_utils train --save PATH`")
-    model = build(state["model_name"], **state.get("model_kwargs", {}))
-    model.load_state_dict(state["state_dict"])
+    name, kwargs = state["model_name"], state.get("model_kwargs") or {}
+    redo = f"re-create it with `python -m eva_utils train --model {name} --save {path}`"
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{path} names model {name!r} with arguments {kwargs!r}, not a dict of "
+                         f"arguments; {redo}")
+    try:
+        model = build(name, **kwargs)
+    except Exception as err:  # unknown name, arguments the model does not take or cannot use
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"{path} names model {name!r} with arguments {kwargs}, which cannot be built "
+                         f"({first}); the checkpoint is from another version or was edited: {redo}") from None
+    try:
+        model.load_state_dict(state["state_dict"])
+    except Exception as err:  # missing/unexpected keys, shape mismatches
+        lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()] or [str(err)]
+        detail = "; ".join(lines)
+        if len(detail) > 300:
+            detail = detail[:300] + "..."
+        raise ValueError(f"{path}: its weights do not fit model {name!r} {kwargs} ({detail}); the checkpoint "
+                         f"is from another version of the model or was edited: {redo}") from None
     return model.eval()

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from .data import MNIST_MEAN, MNIST_STD, spread_indices
 
@@ -26,10 +27,16 @@ def plot_history(history, title: str = "", target: Optional[float] = 99.4) -> pl
         ax_acc.axhline(target, color="grey", ls="--", lw=1, label=f"{target:.2f}% target")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     low = min(min(history.train_acc), min(history.test_acc))
-    ax_acc.set_ylim(max(low - 0.5, 90.0) if low > 90 else max(low - 1, 0), 100)
+    if target is not None and max(history.test_acc) > target - 1.0:
+        # zoomed to the target region, where the last epochs are decided; earlier points run off the axis
+        ax_acc.set_ylim(target - 1.5, 100)
+        ax_acc.set_title(f"Accuracy (zoomed: {target - 1.5:.1f}-100%)")
+    else:
+        ax_acc.set_ylim(max(low - 0.5, 90.0) if low > 90 else max(low - 1, 0), 100)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -59,6 +66,37 @@ def plot_gap(histories: dict, title: str = "Train minus test accuracy") -> plt.F
     return fig
 
 
+def plot_seeds(histories: dict, target: float = 99.4, last: int = 3,
+               title: str = "The same recipe from each seed") -> plt.Figure:
+    """Seeds side by side: each seed's test accuracy by epoch (left, zoomed to the target) and
+    the lowest of its last ``last`` epochs (right), against the target line: the spread is the
+    part of a verdict that is luck."""
+    fig, (ax_curve, ax_min) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 2]})
+    seeds = list(histories)
+    mins = [min(h.last(last)) for h in histories.values()]
+    for seed, h in histories.items():
+        ax_curve.plot(h.epoch, h.test_acc, "o-", ms=3, lw=1, label=f"seed {seed}")
+    ax_curve.axhline(target, color="grey", ls="--", lw=1, label=f"{target:.2f}% target")
+    ax_curve.set_ylim(target - 1.0, 100)
+    ax_curve.set(xlabel="epoch", ylabel="test accuracy (%)", title=f"Test accuracy (zoomed: {target - 1.0:.1f}-100%)")
+    ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_curve.legend(fontsize=8, ncol=2)
+    colors = ["tab:green" if m >= target else "tab:red" for m in mins]
+    ax_min.bar([str(s) for s in seeds], mins, color=colors)
+    ax_min.axhline(target, color="grey", ls="--", lw=1)
+    ax_min.axhline(np.mean(mins), color="black", lw=1, label=f"mean {np.mean(mins):.2f}%")
+    spread = max(mins) - min(mins)
+    ax_min.set_ylim(min(min(mins), target) - 0.1, max(mins) + 0.1)
+    ax_min.set(xlabel="seed", ylabel=f"lowest of the last {last} (%)",
+               title=f"Lowest of the last {last}: spread {spread:.2f} points")
+    ax_min.legend(fontsize=8)
+    for ax in (ax_curve, ax_min):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_lr(history, title: str = "Learning rate at every optimizer step") -> plt.Figure:
     """The LR the optimizer really used, step by step (proves the scheduler stepped)."""
     fig, ax = plt.subplots(figsize=(7, 2.8))
@@ -66,6 +104,7 @@ def plot_lr(history, title: str = "Learning rate at every optimizer step") -> pl
     steps_per_epoch = len(lrs) / max(len(history), 1)
     ax.plot(np.arange(len(lrs)) / steps_per_epoch, lrs)
     ax.set(xlabel="epoch", ylabel="learning rate", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -198,6 +198,8 @@ def target_report(history, epochs_allowed: Optional[int] = None, target: Target 
         lasts = ", ".join(f"{a:.2f}%" for a in last)
         acc_text = (f"last {target.last_epochs} test accuracies [{lasts}] "
                     f"{'>=' if ok_acc else 'not all >='} {target.acc:.2f}%")
+        if last and not ok_acc:
+            acc_text += f" (the lowest is {target.acc - min(last):.2f} points short)"
     else:
         held = target.held_from(history.test_acc)
         ok_acc = held is not None and held <= target.reach_by
@@ -210,6 +212,21 @@ def target_report(history, epochs_allowed: Optional[int] = None, target: Target 
             f"{params:,} parameters {'<' if ok_params else 'not <'} {target.params:,}; "
             f"{len(history)} epochs {'<=' if ok_epochs else '>'} {epochs_allowed}")
     return met, line
+
+
+def last_min(history, target: Target = COURSE_TARGET) -> float:
+    """The lowest test accuracy of the last ``target.last_epochs`` epochs: the margin's measure."""
+    return min(history.last(target.last_epochs or 1))
+
+
+def seeds_summary(histories: dict, target: Target = COURSE_TARGET) -> dict:
+    """Over seeds (seed -> history): how many met ``target``, and the mean, lowest and spread of
+    each seed's last-3 minimum (a 0.1-point spread means one seed's verdict is luck)."""
+    mins = {seed: last_min(h, target) for seed, h in histories.items()}
+    met = [seed for seed, h in histories.items() if target_report(h, target=target)[0]]
+    worst = min(mins, key=mins.get)
+    return {"seeds": list(histories), "met": met, "mins": mins, "mean_min": sum(mins.values()) / len(mins),
+            "lowest": mins[worst], "lowest_seed": worst, "spread": max(mins.values()) - mins[worst]}
 
 
 @dataclass

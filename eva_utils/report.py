@@ -155,7 +155,8 @@ def show_results(history, title: str = "Results", quick: bool = False,
 def seeds_markdown(histories: dict, target: "recipes.Target" = recipes.COURSE_TARGET) -> str:
     """A table of per-seed results (seed -> history) with the verdict of each against ``target``."""
     if target.last_epochs:
-        rows = ["| seed | params | best test (epoch) | last 3 test accuracies | target |", "|---|---|---|---|---|"]
+        rows = ["| seed | params | best test (epoch) | last 3 test accuracies | lowest of last 3 | target |",
+                "|---|---|---|---|---|---|"]
     else:
         rows = [f"| seed | params | test accuracy by epoch | >= {target.acc:.2f}% from epoch | target |",
                 "|---|---|---|---|---|"]
@@ -165,12 +166,21 @@ def seeds_markdown(histories: dict, target: "recipes.Target" = recipes.COURSE_TA
         if target.last_epochs:
             best, ep = h.best_test
             last = ", ".join(f"{a:.2f}" for a in h.last(3))
-            rows.append(f"| {seed} | {h.meta['params']:,} | {best:.2f}% ({ep}) | {last} | {verdict} |")
+            rows.append(f"| {seed} | {h.meta['params']:,} | {best:.2f}% ({ep}) | {last} | "
+                        f"{recipes.last_min(h, target):.2f}% | {verdict} |")
         else:
             accs = ", ".join(f"{a:.2f}" for a in h.test_acc)
             held = target.held_from(h.test_acc)
             rows.append(f"| {seed} | {h.meta['params']:,} | {accs} | {held if held else '-'} | {verdict} |")
     return "\n".join(rows)
+
+
+def seeds_summary_line(histories: dict, target: "recipes.Target" = recipes.COURSE_TARGET) -> str:
+    """One line under a seeds table: how many met the target; mean, lowest and spread of the last-3 minimum."""
+    s = recipes.seeds_summary(histories, target)
+    return (f"{target.name} met by {len(s['met'])}/{len(s['seeds'])} seeds. Lowest of the last "
+            f"{target.last_epochs or 1}: mean {s['mean_min']:.2f}%, lowest {s['lowest']:.2f}% "
+            f"(seed {s['lowest_seed']}), spread {s['spread']:.2f} points.")
 
 
 def variants_markdown(rows: Sequence[dict], epoch: Optional[int] = None, reference: Optional[str] = None) -> str:

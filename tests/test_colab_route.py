@@ -65,3 +65,22 @@ def test_notebook_runs_from_a_pip_install_in_an_empty_folder(notebook, installed
     assert sorted(p.name for p in (installed / "eva_utils" / "results").iterdir()) == \
         sorted(p.name for p in (REPO / "eva_utils" / "results").iterdir())
     assert not (tmp_path / "colab" / "results").exists()
+
+
+def test_every_notebook_installs_the_package_version_it_ran_with():
+    """The Colab cell pins a tag (never a branch): the tag of this package version."""
+    import re
+    from importlib import metadata
+
+    import eva_utils
+
+    assert eva_utils.COLAB_INSTALL.endswith(f".git@v{eva_utils.__version__}")
+    assert metadata.version("eva-utils") == eva_utils.__version__  # pyproject reads the same number
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        lines = [line for cell in nb.cells if cell.cell_type == "code"
+                 for line in cell.source.splitlines() if "pip install" in line]
+        assert lines, f"{path.name}: no Colab install cell"
+        for line in lines:
+            assert re.search(r"pip install -q \"(.*)\"", line).group(1) == eva_utils.COLAB_INSTALL, \
+                f"{path.name}: {line.strip()} (regenerate with tools/notebook_sources.py)"

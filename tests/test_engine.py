@@ -140,6 +140,7 @@ def test_speed_switches_resolve_per_device():
         engine.Speed(precision="half")
 
 
+@pytest.mark.filterwarnings("ignore:torch.cuda.amp.GradScaler is enabled, but CUDA is not available")
 @pytest.mark.parametrize("gpu, capability, expected", [
     ("T4", (7, 5), "fp16"), ("V100", (7, 0), "fp16"), ("P100", (6, 0), "fp16"),
     ("A100", (8, 0), "bf16"), ("H100", (9, 0), "bf16"), ("K80", (3, 7), "fp32"),

@@ -126,3 +126,27 @@ def test_rf_window_drawn_is_the_tables_window(trained):
     ax = widgets.draw_rf_window(next(iter(loaders.test))[0][0], conv2, (0, 0))
     assert "RF 5" in ax.get_title()
     plt.close("all")
+
+
+def test_seed_figure_and_summary_show_each_seeds_lowest_of_the_last_three():
+    histories = {1: fake_history([98.0] * 12 + [99.45, 99.41, 99.48]),
+                 2: fake_history([98.0] * 12 + [99.50, 99.52, 99.47]),
+                 3: fake_history([98.0] * 12 + [99.45, 99.38, 99.48])}
+    fig = plots.plot_seeds(histories)
+    bars = [p.get_height() for p in fig.axes[1].patches]
+    assert bars == pytest.approx([99.41, 99.47, 99.38])
+    assert "spread 0.09 points" in fig.axes[1].get_title()
+    plt.close(fig)
+    line = report.seeds_summary_line(histories)
+    assert line == ("Course target met by 2/3 seeds. Lowest of the last 3: mean 99.42%, lowest 99.38% (seed 3), "
+                    "spread 0.09 points.")
+    assert "| 3 | 7,756 | 99.48% (15) | 99.45, 99.38, 99.48 | 99.38% | NOT met |" in report.seeds_markdown(histories)
+
+
+def test_accuracy_plot_is_zoomed_to_the_target_with_whole_epochs():
+    fig = plots.plot_history(fake_history([97.0, 98.5] + [99.3] * 13))
+    acc = fig.axes[1]
+    assert acc.get_ylim() == pytest.approx((97.9, 100.0))
+    assert any(line.get_ydata()[0] == 99.4 for line in acc.lines)
+    assert all(float(t).is_integer() for t in acc.get_xticks())
+    plt.close(fig)
