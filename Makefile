@@ -42,9 +42,12 @@ offline-data:
 test: $(STAMP) offline-data
 	EVA_SMOKE=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -q
 
-## Instructors: re-execute every notebook in full, in place (commit the result)
+## Instructors: bring each notebook up to its jupytext source (notebooks/NN_*.py, the file you
+## edit), then re-execute it in full, in place (commit the result). NB=06 runs only 06_*.
+NB ?= [0-9]
 notebooks: $(STAMP)
-	env -u EVA_SMOKE OMP_NUM_THREADS=$(THREADS) $(PY) tools/run_notebooks.py notebooks/[0-9]*.ipynb
+	$(VENV)/bin/jupytext --sync notebooks/$(NB)*.py
+	env -u EVA_SMOKE OMP_NUM_THREADS=$(THREADS) $(PY) tools/run_notebooks.py notebooks/$(NB)*.ipynb
 
 ## Textbook pipeline vs fast path, in one process
 bench: $(STAMP)

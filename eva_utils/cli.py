@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="hide the per-batch progress bar")
     t.add_argument("--valid", type=_non_negative_int, default=0, metavar="N",
                    help="hold out the last N training images and evaluate on them instead of the test set")
+    t.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads for torch (default: torch's own choice, or $OMP_NUM_THREADS); "
+                        "the thread count changes the last digits of a CPU run")
 
     s = sub.add_parser("seeds", help="train one step's recipe from several seeds and print one table")
     s.add_argument("--model", default="final", choices=list(recipes.RECIPES), metavar="NAME",
@@ -103,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=_seed_list, default=list(range(1, 11)), help="e.g. 1-10 (default) or 1,3,5")
     s.add_argument("--device", default=None)
     s.add_argument("--data", type=_folder, default=None)
+    s.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads for torch (default: torch's own choice, or $OMP_NUM_THREADS)")
 
     b = sub.add_parser("bench", help="textbook pipeline vs the fast path, in one process")
     b.add_argument("--device", default=None)
@@ -175,7 +180,10 @@ def cmd_seeds(args) -> int:
     recipe = recipes.get_recipe(args.model)
     target = recipes.target_for(args.model)
     settings = recipe.run_settings()
-    print(f"Model {args.model!r} (step {recipe.name}), seeds {args.seeds}, {settings.epochs} epochs"
+    import torch
+
+    print(f"Model {args.model!r} (step {recipe.name}), seeds {args.seeds}, {settings.epochs} epochs, "
+          f"{torch.get_num_threads()} CPU thread(s)"
           + (" (QUICK MODE: not a real result)" if settings.quick else ""), flush=True)
     histories = {}
     for seed in args.seeds:
@@ -238,6 +246,10 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     stamp_before = _checkpoint_stamp(getattr(args, "checkpoint_dir", None))
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         if args.command == "train":
             return cmd_train(args)

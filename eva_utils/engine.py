@@ -15,6 +15,7 @@ progress update). Evaluation runs in fp32 under ``torch.inference_mode``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -399,6 +400,47 @@ def ema_model(model: nn.Module, decay: float) -> nn.Module:
     if not 0.0 < decay < 1.0:
         raise ValueError(f"EMA decay must be between 0 and 1 (e.g. 0.999), got {decay}")
     return AveragedModel(unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def lr_range_test(model: nn.Module, device, loader, optimizer: torch.optim.Optimizer, *, start: float = 1e-4,
+                  end: float = 1.0, steps: int = 200, smoothing: float = 0.9) -> dict:
+    """Leslie Smith's LR range test: raise the LR exponentially from ``start`` to ``end``
+    over ``steps`` training batches and record the (smoothed) loss at each LR.
+
+    Why: the loss falls fastest a little below the LR where it stops falling and blows up;
+    OneCycle's peak LR is chosen from that region. It trains ``model`` (use a throwaway
+    copy) in fp32, and stops early once the loss is four times its lowest.
+    Returns ``{"lr": [...], "loss": [...]}``.
+    """
+    if not 0 < start < end or steps < 2:
+        raise ValueError(f"need 0 < start < end and steps >= 2, got start={start}, end={end}, steps={steps}")
+    device = pick_device(device)
+    model.to(device).train()
+    factor = (end / start) ** (1 / (steps - 1))
+    lrs, losses, avg, lowest = [], [], None, float("inf")
+    batches = iter(loader)
+    for i in range(steps):
+        try:
+            x, y = next(batches)
+        except StopIteration:  # a short loader: go round again
+            batches = iter(loader)
+            x, y = next(batches)
+        lr = start * factor ** i
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x.to(device)).float(), y.to(device))
+        loss.backward()
+        optimizer.step()
+        value = loss.item()
+        avg = value if avg is None else smoothing * avg + (1 - smoothing) * value
+        smoothed = avg / (1 - smoothing ** (i + 1))  # bias-corrected, as Adam does
+        lrs.append(lr)
+        losses.append(smoothed)
+        lowest = min(lowest, smoothed)
+        if smoothed > 4 * lowest or not math.isfinite(smoothed):
+            break
+    return {"lr": lrs, "loss": losses}
 
 
 def _per_batch(scheduler) -> bool:

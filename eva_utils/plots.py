@@ -110,6 +110,25 @@ def plot_lr(history, title: str = "Learning rate at every optimizer step") -> pl
     return fig
 
 
+def plot_lr_range(result: dict, chosen: Optional[float] = None,
+                  title: str = "LR range test: loss while the LR rises") -> plt.Figure:
+    """The loss of :func:`eva_utils.engine.lr_range_test` against the LR (log axis), with ``chosen``
+    (a recipe's peak LR) and the LR of the lowest loss marked."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    lrs, losses = np.asarray(result["lr"]), np.asarray(result["loss"])
+    ax.plot(lrs, losses)
+    best = lrs[int(np.argmin(losses))]
+    ax.axvline(best, color="tab:red", ls=":", lw=1, label=f"lowest loss at LR {best:.3g}")
+    if chosen is not None:
+        ax.axvline(chosen, color="grey", ls="--", lw=1, label=f"the recipe's peak LR {chosen:g}")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)", title=title)
+    ax.set_ylim(min(losses) * 0.8, min(max(losses), 3 * losses[0]) * 1.05)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def denormalize(x: torch.Tensor, mean=(MNIST_MEAN,), std=(MNIST_STD,)) -> torch.Tensor:
     """Normalised (N, C, H, W) -> [0, 1] for display."""
     if len(mean) != x.shape[1]:
@@ -207,9 +226,13 @@ def plot_steps(rows: Sequence[dict], target_params: int = 8000, target_acc: floa
     fig, ax = plt.subplots(figsize=(7.5, 4))
     for r in rows:
         ax.scatter(r["params"], r["best_acc"], s=60)
-        ax.annotate(r["name"], (r["params"], r["best_acc"]), textcoords="offset points", xytext=(6, 4), fontsize=9)
+        ax.annotate(r["name"], (r["params"], r["best_acc"]), textcoords="offset points", xytext=(6, -12), fontsize=9)
     ax.axvline(target_params, color="grey", ls="--", lw=1)
     ax.axhline(target_acc, color="grey", ls="--", lw=1)
+    accs = [r["best_acc"] for r in rows] + [target_acc]
+    ax.set_ylim(min(accs) - 0.25, max(accs) + 0.2)  # head-room, so no label runs into the title
+    params = [r["params"] for r in rows] + [target_params]
+    ax.set_xlim(min(params) / 1.3, max(params) * 2.0)  # room on the right for the labels
     ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="best test accuracy (%)",
            title="The course's steps: size against accuracy (dashed: the target)")
     ax.grid(alpha=0.3)

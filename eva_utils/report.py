@@ -133,6 +133,23 @@ def results_markdown(history, title: str = "Results", quick: bool = False,
     return "\n".join(lines)
 
 
+def start_notebook() -> float:
+    """The set-up every notebook shares: figures inline, the Results slot at the top, the clock.
+
+    Returns the start time that :func:`run_header` reports.
+    """
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            shell.run_line_magic("matplotlib", "inline")
+    except ImportError:  # plain Python: no notebook to set up
+        pass
+    results_placeholder()
+    return time.time()
+
+
 def results_placeholder() -> None:
     """Display the slot that :func:`show_results` fills with the run's Results."""
     from IPython.display import Markdown, display
@@ -202,6 +219,46 @@ def variants_markdown(rows: Sequence[dict], epoch: Optional[int] = None, referen
         if ref is not None:
             line += " - |" if r["name"] == reference else f" {at(r) - ref:+.2f} |"
         out.append(line)
+    return "\n".join(out)
+
+
+def design_markdown(groups: dict, target: "recipes.Target" = recipes.COURSE_TARGET) -> str:
+    """Candidates run from several seeds (name -> {seed: history}) as one table, best first by the
+    mean of their seeds' lowest accuracy of the last ``target.last_epochs`` epochs: the margin a
+    recipe keeps, which is what the target asks of every seed."""
+    n = target.last_epochs or 1
+    rows = []
+    for name, histories in groups.items():
+        s = recipes.seeds_summary(histories, target)
+        per_seed = "; ".join(f"{seed}: " + ", ".join(f"{a:.2f}" for a in h.last(n)) for seed, h in histories.items())
+        train = sum(h.train_acc[-1] for h in histories.values()) / len(histories)
+        params = next(iter(histories.values())).meta["params"]
+        rows.append((s["mean_min"], f"| {name} | {params:,} | {per_seed} | {s['mean_min']:.2f}% | "
+                                    f"{s['lowest']:.2f}% | {train:.2f}% |"))
+    head = ["| candidate | params | last " + str(n) + " accuracies by seed | mean of the lowest | lowest | "
+            "train accuracy, last epoch |", "|---|---|---|---|---|---|"]
+    return "\n".join(head + [line for _, line in sorted(rows, key=lambda r: -r[0])])
+
+
+def load_design_runs(prefix: str, names: dict, seeds) -> dict:
+    """The saved design runs ``<prefix>_<name>_s<seed>`` (see :func:`load_history`) as
+    label -> {seed: history}, for ``names`` = {label shown: saved name}."""
+    return {label: {seed: load_history(f"{prefix}_{name}_s{seed}") for seed in seeds}
+            for label, name in names.items()}
+
+
+def compare_markdown(histories: dict) -> str:
+    """Runs side by side (name -> history): params, best test, last 3, and the last-epoch train - test gap.
+
+    The ablation tables of notebooks 04 and 05: what each change bought, measured.
+    """
+    out = ["| run | params | best test (epoch) | last 3 test accuracies | last-epoch gap (train - test) |",
+           "|---|---|---|---|---|"]
+    for name, h in histories.items():
+        best, epoch = h.best_test
+        last = ", ".join(f"{a:.2f}" for a in h.last(3))
+        out.append(f"| {name} | {h.meta['params']:,} | {best:.2f}% ({epoch}) | {last} | "
+                   f"{h.train_acc[-1] - h.test_acc[-1]:+.2f} points |")
     return "\n".join(out)
 
 

@@ -48,13 +48,22 @@ def draw_rf_window(image: torch.Tensor, row, unit: Optional[tuple[int, int]] = N
     return ax
 
 
-def rf_gallery(model, image: torch.Tensor, input_size=(1, 28, 28), every: int = 1) -> plt.Figure:
-    """One panel per conv/pool layer: the window its central unit sees on ``image``."""
+def rf_gallery(model, image: torch.Tensor, input_size=(1, 28, 28), every: int = 1,
+               per_row: int = 5) -> plt.Figure:
+    """One panel per conv/pool layer: the window its central unit sees on ``image``.
+
+    At most ``per_row`` panels a row, each 2.6 inches wide, so the titles stay readable
+    however deep the model (a single row of 13 panels is shrunk to a few pixels a letter).
+    """
     rows = [r for r in spatial_rows(model, input_size) if r.type in ("Conv2d", "MaxPool2d", "AvgPool2d",
                                                                       "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")]
     rows = rows[::every]
-    fig, axes = plt.subplots(1, len(rows), figsize=(2.3 * len(rows), 2.8), squeeze=False)
-    for row, ax in zip(rows, axes[0]):
+    ncols = min(per_row, len(rows))
+    nrows = -(-len(rows) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 3.0 * nrows), squeeze=False)
+    for ax in axes.flat[len(rows):]:
+        ax.axis("off")
+    for row, ax in zip(rows, axes.flat):
         draw_rf_window(image, row, ax=ax)
     fig.tight_layout()
     return fig
@@ -71,7 +80,8 @@ def rf_explorer(model, images: torch.Tensor, input_size=(1, 28, 28)):
     rows = spatial_rows(model, input_size)
     layer = W.Dropdown(options=[(f"{r.layer}  [{r.module}]  out {r.output_shape[2]}x{r.output_shape[3]}, "
                                  f"RF {r.rf}", i) for i, r in enumerate(rows)],
-                       value=len(rows) - 1, description="layer", layout=W.Layout(width="420px"))
+                       value=len(rows) // 2, description="layer", layout=W.Layout(width="420px"))
+    # opens at a middle layer: the last one's window is the whole digit, which shows nothing
     digit = W.IntSlider(value=0, min=0, max=len(images) - 1, description="digit")
     unit_row = W.IntSlider(description="unit row")
     unit_col = W.IntSlider(description="unit col")

@@ -17,7 +17,7 @@ def test_train_runs_end_to_end_and_saves_a_loadable_checkpoint(tmp_path):
                 "--train-limit", "512", "--test-limit", "500", "--no-progress")
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert "Total params: 7,756" in out and "RF" in out
+    assert "Total params: 7,972" in out and "RF" in out
     assert out.count("Test set: Average loss:") == 2 and "/500 (" in out
     last = out.strip().splitlines()[-1]
     assert last.startswith("Course target not judged: trained on 512 training images and tested on 500")
@@ -49,7 +49,7 @@ def test_cli_repeats_the_notebooks_training_exactly(tmp_path):
 
     import torch
 
-    from eva_utils import data, engine, recipes
+    from eva_utils import engine, recipes
 
     ckpt = tmp_path / "cli.pt"
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -61,14 +61,12 @@ def test_cli_repeats_the_notebooks_training_exactly(tmp_path):
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    try:
+    try:  # notebook 06's cells: seed, the model class of its cell, recipes.run
         recipe = recipes.get_recipe("final")
         engine.seed_everything(3)
-        model = models.build("final")
-        loaders = data.loaders(recipe.batch_size, rotation=recipe.rotation, seed=3, device="cpu",
-                               train_limit=1024, test_limit=500)
-        optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), 2)
-        h = engine.fit(model, 2, loaders.train, loaders.test, optimizer, scheduler, progress=False, verbose=False)
+        model = models.Regularized(dropout=0.0)
+        h = recipes.run(recipe, 3, model=model, device="cpu", settings=recipes.RunSettings(2, 1024, 500),
+                        progress=False, verbose=False).history
     finally:
         torch.set_num_threads(threads)
     for key in ("train_loss", "train_acc", "test_loss", "test_acc", "batch_lr"):
@@ -160,3 +158,13 @@ def test_seeds_prints_one_table_and_exits_by_the_verdict(monkeypatch, capsys):
 def test_bad_seed_lists_are_usage_errors(text):
     r = run_cli("seeds", "--seeds", text)
     assert r.returncode == 2 and "expected seeds like 1-10" in r.stderr
+
+
+def test_threads_option_sets_torchs_thread_count():
+    import os
+
+    r = subprocess.run([sys.executable, "-m", "eva_utils", "seeds", "--seeds", "1", "--threads", "1"],
+                       capture_output=True, text=True, timeout=600, env=dict(os.environ, EVA_SMOKE="1"))
+    assert "seeds [1], 1 epochs, 1 CPU thread(s) (QUICK MODE" in r.stdout, r.stdout + r.stderr
+    r = run_cli("seeds", "--threads", "0")
+    assert r.returncode == 2 and "must be at least 1" in r.stderr

@@ -83,4 +83,4 @@ def test_every_notebook_installs_the_package_version_it_ran_with():
         assert lines, f"{path.name}: no Colab install cell"
         for line in lines:
             assert re.search(r"pip install -q \"(.*)\"", line).group(1) == eva_utils.COLAB_INSTALL, \
-                f"{path.name}: {line.strip()} (regenerate with tools/notebook_sources.py)"
+                f"{path.name}: {line.strip()} (edit the install line in its .py source, then `jupytext --sync` it)"

@@ -150,3 +150,54 @@ def test_accuracy_plot_is_zoomed_to_the_target_with_whole_epochs():
     assert any(line.get_ydata()[0] == 99.4 for line in acc.lines)
     assert all(float(t).is_integer() for t in acc.get_xticks())
     plt.close(fig)
+
+
+def test_rf_gallery_wraps_deep_models_into_readable_rows(trained):
+    model, loaders, _ = trained
+    digit = next(iter(loaders.test))[0][0]
+    fig = widgets.rf_gallery(model, digit, per_row=5)
+    drawn = [ax for ax in fig.axes if ax.images]
+    panels = len([r for r in widgets.spatial_rows(model) if r.type in ("Conv2d", "MaxPool2d", "AdaptiveAvgPool2d")])
+    assert len(drawn) == panels > 5
+    width, _ = fig.get_size_inches()
+    assert width <= 2.6 * 5 + 1e-6  # at most five panels a row, each 2.6 inches: titles stay legible
+    assert all(ax.title.get_fontsize() >= 9 for ax in drawn)
+    plt.close(fig)
+
+
+def test_rf_explorer_opens_at_a_middle_layer(trained):
+    model, loaders, _ = trained
+    explorer = widgets.rf_explorer(model, next(iter(loaders.test))[0][:2])
+    layer = explorer.children[0]
+    assert 0 < layer.value < len(layer.options) - 1
+    plt.close("all")
+
+
+def test_lr_range_test_raises_the_lr_exponentially_and_records_the_loss():
+    engine.seed_everything(0)
+    loaders = data.loaders(32, device="cpu", train_limit=256, test_limit=100)
+    model = models.build("final")
+    result = engine.lr_range_test(model, "cpu", loaders.train, torch.optim.SGD(model.parameters(), lr=1.0),
+                                  start=1e-3, end=1e-1, steps=12)
+    assert len(result["lr"]) == len(result["loss"]) and 2 <= len(result["lr"]) <= 12  # goes round the 8 batches
+    assert result["lr"][0] == pytest.approx(1e-3)
+    ratios = [b / a for a, b in zip(result["lr"], result["lr"][1:])]
+    assert ratios == pytest.approx([ratios[0]] * len(ratios))
+    if len(result["lr"]) == 12:
+        assert result["lr"][-1] == pytest.approx(1e-1)
+    fig = plots.plot_lr_range(result, chosen=0.05)
+    assert fig.axes[0].get_xscale() == "log"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="start < end"):
+        engine.lr_range_test(model, "cpu", loaders.train, torch.optim.SGD(model.parameters(), lr=1.0),
+                             start=1.0, end=0.1)
+
+
+def test_ablation_and_design_tables_come_from_the_histories():
+    a, b = fake_history([99.0, 99.2, 99.3, 99.35]), fake_history([99.1, 99.4, 99.5, 99.45])
+    text = report.compare_markdown({"without": a, "with": b})
+    assert "| with | 7,756 | 99.50% (3) | 99.40, 99.50, 99.45 | +0.10 points |" in text
+    design = report.design_markdown({"weak": {1: a, 2: a}, "strong": {1: b, 2: b}})
+    lines = design.splitlines()
+    assert lines[2].startswith("| strong |") and lines[3].startswith("| weak |")  # best first
+    assert "99.40%" in lines[2] and "99.20%" in lines[3]  # mean of each seed's lowest of the last 3
