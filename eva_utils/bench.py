@@ -153,13 +153,9 @@ def time_evaluation(device, root=None, repeats: int = 3) -> float:
 def full_run(device, root=None) -> tuple[float, engine.History]:
     """Wall seconds of the course's full 15-epoch fast run (seed 1), with its history."""
     recipe = recipes.get_recipe("final")
-    engine.seed_everything(1)
     start = time.perf_counter()
-    loaders = data.loaders(recipe.batch_size, rotation=recipe.rotation, device=device, root=root, seed=1)
-    model = models.build(recipe.model)
-    optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train))
-    history = engine.fit(model, recipe.epochs, loaders.train, loaders.test, optimizer, scheduler,
-                         device=device, progress=False, verbose=False)
+    history = recipes.run(recipe, 1, device=device, root=root, settings=recipes.RunSettings(recipe.epochs),
+                          progress=False, verbose=False).history  # the command line's run, data loading included
     return time.perf_counter() - start, history
 
 

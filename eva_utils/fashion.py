@@ -102,7 +102,10 @@ def checksum_rows(root: Optional[str | os.PathLike] = None) -> list[dict]:
 def source(root: Optional[str | os.PathLike] = None) -> str:
     """Where the raw files in ``root`` came from (recorded when they were fetched)."""
     path = raw_dir(root) / SOURCE_FILE
-    return path.read_text().strip() if path.is_file() else "unknown (files were already there)"
+    if not path.is_file():
+        return "unknown (files were already there)"
+    # shown in notebook 08: name Debian's package rather than the build machine's folder
+    return path.read_text().strip().replace(str(DEBIAN_DIR), "Debian's dataset-fashion-mnist package")
 
 
 def offline_dir() -> Optional[Path]:

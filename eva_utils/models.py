@@ -70,8 +70,6 @@ class SeparableConv(nn.Sequential):
     element-wise passes cost as much as the small convolutions themselves.
     ``padding`` defaults to ``dilation`` (the size is kept; halved with stride 2);
     ``padding=0`` shrinks the map by 2*dilation like the course's unpadded 3x3s.
-    (:class:`eva_utils.cifar.SeparableConv` is this block with the default padding; it stays
-    separate until notebook 09, which prints its source, is next re-run.)
     """
 
     def __init__(self, in_ch: int, out_ch: int, *, stride: int = 1, dilation: int = 1,

@@ -184,8 +184,10 @@ def show_augmented(loader, n: int = 8, repeats: int = 4, class_names=None,
 
 
 @torch.inference_mode()
+@torch.inference_mode()
 def predictions(model, loader, device=None):
-    """(images, targets, predictions, probabilities) over a whole loader, on the CPU."""
+    """(images, targets, predictions, probabilities) over a whole loader, on the CPU (fp32,
+    as every evaluation of the course)."""
     model.eval()
     device = device or next(model.parameters()).device
     xs, ys, ps, probs = [], [], [], []
@@ -196,6 +198,35 @@ def predictions(model, loader, device=None):
         ps.append(out.argmax(1).cpu())
         probs.append(out.softmax(1).cpu())
     return torch.cat(xs), torch.cat(ys), torch.cat(ps), torch.cat(probs)
+
+
+def confusion_matrix(model, loader, num_classes: int = 10, device=None) -> torch.Tensor:
+    """Counts[true, predicted] over a whole loader (the same fp32 predictions as the grids)."""
+    _, y, p, _ = predictions(model, loader, device)
+    return torch.bincount(y * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def plot_confusion(model, loader, class_names=None, device=None,
+                   title: str = "Confusion matrix (test set)") -> plt.Figure:
+    """The confusion matrix as a heat map with its counts: rows are the true class, columns the
+    prediction; the diagonal is what the model gets right, everything else which classes it mixes up."""
+    names = list(class_names) if class_names is not None else [str(i) for i in range(10)]
+    counts = confusion_matrix(model, loader, len(names), device).numpy()
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    ax.imshow(off, cmap="Reds")  # colour the mistakes; the diagonal would drown them
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if counts[i, j]:
+                ax.text(j, i, f"{counts[i, j]:,}", ha="center", va="center", fontsize=8,
+                        color="black" if i != j else "tab:blue", fontweight="bold" if i == j else None)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="predicted", ylabel="true",
+           title=f"{title}: {int(np.trace(counts)):,} of {int(counts.sum()):,} right")
+    fig.tight_layout()
+    return fig
 
 
 def misclassified(model, loader, device=None):

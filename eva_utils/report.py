@@ -92,6 +92,16 @@ def step_rows(steps: Sequence[str], current: Optional[dict] = None, results_dir:
     return rows
 
 
+def shown_path(path) -> str:
+    """A path as a notebook shows it: under the home folder as ``~/...``, so committed outputs
+    name where a student's copy lives, not the build machine's home."""
+    path = Path(path).expanduser().absolute()
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
 def device_description(device) -> str:
     device = torch.device(device)
     if device.type == "cuda":

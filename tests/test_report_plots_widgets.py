@@ -201,3 +201,16 @@ def test_ablation_and_design_tables_come_from_the_histories():
     lines = design.splitlines()
     assert lines[2].startswith("| strong |") and lines[3].startswith("| weak |")  # best first
     assert "99.40%" in lines[2] and "99.20%" in lines[3]  # mean of each seed's lowest of the last 3
+
+
+def test_confusion_matrix_counts_the_same_predictions_as_the_grids(trained):
+    model, loaders, _ = trained
+    counts = plots.confusion_matrix(model, loaders.test)
+    _, y, p, _ = plots.predictions(model, loaders.test)
+    assert counts.sum() == len(y) and int(counts.trace()) == int((p == y).sum())
+    assert int(counts[3].sum()) == int((y == 3).sum())  # row: the true class
+    wrong = len(plots.misclassified(model, loaders.test)[1])
+    assert int(counts.sum() - counts.trace()) == wrong
+    fig = plots.plot_confusion(model, loaders.test)
+    assert f"{int(counts.trace()):,} of {len(y):,} right" in fig.axes[0].get_title()
+    plt.close(fig)

@@ -1,0 +1,138 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Lighter: the same structure under 10k parameters
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/eva-course/small-cnns/blob/main/notebooks/02_lighter.ipynb)
+#
+# ## Target
+# - Keep 01's structure, cut the channels: **under 10,000 parameters**.
+# - See how much accuracy the skeleton's 42k parameters were really buying.
+#
+# ## Results
+# Measured by this notebook's own run: the table under the next cell is filled in by the last cell from the run's history (nothing here is typed).
+
+# %%
+# On Colab, install the course package (the version these outputs were made with); locally, use the installed one.
+import sys
+if "google.colab" in sys.modules:
+    # !pip install -q "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from IPython.display import Markdown
+
+from eva_utils import data, engine, plots, recipes, report, widgets
+from eva_utils.summary import summary
+
+NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot above, the clock
+
+# %% [markdown]
+# ## Analysis
+# - **A quarter of the parameters, most of the accuracy.** The same structure with 8-16 channels (9,484 parameters against 01's 41,972) still learns the task: 96.56% after the first epoch, a best of 98.72%, about four tenths of a point below 01's best (the step table in 06 puts the two side by side).
+# - **Still learning at the end, and noisy.** The best test accuracy is the last epoch's, and on the way test accuracy jumps up and down by several tenths from one epoch to the next (97.97% at epoch 9, between 98.66% and 98.42%): the small plain network is hard to optimise at this learning rate.
+# - **It still over-fits a little:** train accuracy ends at 99.23%, half a point above test (+0.51 in Results).
+# - **Next (03):** keep the size and make optimisation easier with **BatchNorm** after every conv, which should make training faster and steadier.
+
+# %%
+device = engine.pick_device()
+print(report.run_header(device, recipes.quick_mode(), NOTEBOOK_START))
+
+# %% [markdown]
+# ## The model
+# Same blocks, transition and head as 01, with 8-16 channels instead of 16-64 (`conv_block`, `he_init` and `check_input` are the ones 01 showed, from `eva_utils.models`). Edit it here; a test checks it equals `eva_utils.models.Lighter`, which the command line trains.
+
+# %%
+from eva_utils.models import check_input, conv_block, he_init
+
+
+class Lighter(nn.Module):
+    """Step 2: the skeleton's structure with few channels (under 10k params)."""
+
+    def __init__(self):
+        super().__init__()
+        # Block 1
+        self.conv1 = conv_block(1, 8)                     # 28 -> 26 | RF 3
+        self.conv2 = conv_block(8, 16)                    # 26 -> 24 | RF 5
+        # Transition
+        self.pool1 = nn.MaxPool2d(2, 2)                   # 24 -> 12 | RF 6
+        self.trans1 = conv_block(16, 8, kernel=1)         # 12 -> 12 | RF 6
+        # Block 2
+        self.conv3 = conv_block(8, 12)                    # 12 -> 10 | RF 10
+        self.conv4 = conv_block(12, 16)                   # 10 -> 8  | RF 14
+        self.conv5 = conv_block(16, 12)                   # 8 -> 6   | RF 18
+        # Head
+        self.head1 = conv_block(12, 10, kernel=1)         # 6 -> 6   | RF 18
+        self.head2 = nn.Conv2d(10, 10, 6)                 # 6 -> 1   | RF 28
+        he_init(self)  # no BatchNorm: start with well-scaled weights
+
+    def forward(self, x):
+        check_input(x)
+        x = self.trans1(self.pool1(self.conv2(self.conv1(x))))
+        x = self.conv5(self.conv4(self.conv3(x)))
+        x = self.head2(self.head1(x))
+        return F.log_softmax(x.flatten(1), dim=1)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+SEED = 1
+engine.seed_everything(SEED)  # before the weights are drawn
+model = Lighter()
+print(f"{engine.count_parameters(model):,} parameters")
+
+# %% [markdown]
+# The summary follows the real forward pass; the **RF** column is each layer's receptive field in input pixels and **Jump** the input pixels between neighbouring output units.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+summary(model, (1, 28, 28))
+
+# %% [markdown]
+# ## Training
+# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --model lighter --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
+
+# %%
+recipe = recipes.get_recipe("lighter")
+settings = recipe.run_settings()  # a full run; EVA_SMOKE=1 (CI only) makes it a quick one
+recipe
+
+# %%
+run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)
+history, loaders = run.history, run.loaders
+history.meta["device_name"] = report.device_description(device)
+report.save_history(history, recipe.name, quick=settings.quick);  # results/<step>.json, for later notebooks
+
+# %% [markdown]
+# ## Curves
+# Loss and accuracy per epoch; the right panel is zoomed to the top of the range, with the course's 99.4% line.
+
+# %%
+plots.plot_history(history, recipe.name);
+
+# %% [markdown]
+# ## Results
+# Rendered from `history`; the same table fills the slot at the top.
+
+# %%
+report.show_results(history, f"Results: {recipe.name}", quick=settings.quick);
+
+# %% [markdown]
+# ## Try this
+# 1. Widen only `conv5` back to 16 channels: about 600 more parameters (the summary shows where), and compare the last epochs' test accuracy with this run's.
+# 2. Train with `recipe = recipe.with_(lr=0.05)` and compare the first epochs' lines with this run's; try the same LR again in 03, where BatchNorm sets each layer's scale.
+# 3. Count the parameters of the 6x6 head (`head2`) in the summary: it is the single largest layer, which is what 04 removes.
