@@ -1,0 +1,251 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Optimizer: OneCycle learning rate, the course target
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/eva-course/small-cnns/blob/main/notebooks/06_optimizer.ipynb)
+#
+# ## Target
+# - Same model and data as 05; one change: **how the optimizer steps**. **OneCycleLR** instead of 05's constant LR: a warm-up to a peak LR (read off an LR range test below), then an anneal far below the start; with it, SGD's momentum becomes Nesterov's. An ablation row runs the schedule with 05's plain momentum, to measure what Nesterov adds.
+# - The course target: **< 8,000 parameters, >= 99.40% test accuracy in each of the last 3 epochs, within 15 epochs**, for every one of seeds 1 to 5, with margin.
+# - Show how the final design was chosen: the architecture of 04 and this recipe against the other candidates tried, on a validation split and two seeds each, never on the test set.
+#
+# ## Results
+# Measured by this notebook's own run: the table under the next cell is filled in by the last cell from the run's history (nothing here is typed).
+
+# %%
+# On Colab, install the course package (the version these outputs were made with); locally, use the installed one.
+import sys
+if "google.colab" in sys.modules:
+    # !pip install -q "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from IPython.display import Markdown
+
+from eva_utils import data, engine, plots, recipes, report, widgets
+from eva_utils.summary import summary
+
+NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot above, the clock
+
+# %% [markdown]
+# ## Analysis
+# - **The target is met for 4 of the 5 seeds, not for all.** Seeds 1-4 hold >= 99.40% in each of their last 3 epochs; seed 5 ends at 99.38%, 99.38% and 99.36%, 0.04 points short (seeds table). Two of the four that pass clear it by 0.01 points (seeds 1 and 3). The mean of the seeds' lowest last-3 accuracy is 99.43% and the spread 0.13 points: at this size the verdict of a single seed is partly luck, which is why the table and the plot show five.
+# - **The schedule is what makes the last epochs hold.** Same model, same seed: 05's constant LR ends at 99.19-99.30%, OneCycle at 99.41-99.45% (ablation table). The LR plot shows the scheduler really stepped: a warm-up to 0.05 over the first quarter of the run, then an anneal far below 05's 0.01, during which the test accuracy stops wobbling and settles.
+# - **Nesterov momentum did not help here.** The ablation row with 05's plain momentum ended higher for this seed (99.49-99.50%). It is one seed, on the test set; the recipe was chosen with Nesterov before this row was run, and changing it because of one test-set seed would be tuning on the test set.
+# - **The peak LR.** In the range test the loss falls slowly up to an LR of about 0.01, fastest between 0.01 and 0.1, and is lowest at 0.40, just before it rises again; the recipe's peak, 0.05, is in the steepest part, about a decade below the lowest-loss LR (the usual margin for OneCycle's peak). On the validation split a peak of 0.1 was no better (design table: 99.34% against 99.37% for the same layout).
+# - **How the final design was chosen (design table, validation split, two seeds each).** Only the architecture moved the lowest-of-last-3 accuracy by more than a few hundredths: 04's layout (a fourth 3x3 in block 2, widening to 18 channels) at 99.43% against 99.37% for the first GAP layout. Regularisers made it worse (label smoothing 99.30%, shifts and zoom 99.34%, with train accuracy falling to 99.11-99.35%), as did a padded block 1 (99.33%), batch 64 and a higher peak LR (99.34%); weight averaging (EMA) moved it by +0.01 on the first layout and -0.03 on the final one. A network this small is short of capacity, not of regularisation.
+# - **Train and test end close together** (last-epoch gap +0.13 points), and the step table shows the path: BatchNorm bought the big jump (02 to 03), GAP with the re-laid block 2 cut the size below 8,000 while raising the best accuracy (03 to 04), rotation in place of dropout closed the train/test gap (05), and the schedule made the last epochs hold.
+
+# %%
+device = engine.pick_device()
+print(report.run_header(device, recipes.quick_mode(), NOTEBOOK_START))
+
+# %% [markdown]
+# ## The model
+# Unchanged from 05 (04's architecture with dropout 0). Edit it here; a test checks it equals `eva_utils.models.Regularized`.
+
+# %%
+from eva_utils.models import check_input, conv_block
+
+
+class Regularized(nn.Module):
+    """Step 4 (and the final model): global average pooling + dropout, under 8k params.
+
+    GAP replaces the 6x6 head (3,600 weights). The budget it frees pays for a fourth
+    3x3 in block 2 (RF 22 before GAP, on a 4x4 map), with channels that widen as the
+    maps shrink (10 -> 18), where a digit's parts are recognised; block 1 and the
+    transition are narrower than 03's (12 and 8 channels).
+    """
+
+    def __init__(self, dropout: float = 0.05):
+        super().__init__()
+        d = dropout
+        # Block 1
+        self.conv1 = conv_block(1, 8, bn=True, dropout=d)             # 28 -> 26 | RF 3
+        self.conv2 = conv_block(8, 12, bn=True, dropout=d)            # 26 -> 24 | RF 5
+        # Transition
+        self.pool1 = nn.MaxPool2d(2, 2)                               # 24 -> 12 | RF 6
+        self.trans1 = conv_block(12, 8, kernel=1, bn=True)            # 12 -> 12 | RF 6
+        # Block 2: four 3x3s, widening as the maps shrink
+        self.conv3 = conv_block(8, 10, bn=True, dropout=d)            # 12 -> 10 | RF 10
+        self.conv4 = conv_block(10, 14, bn=True, dropout=d)           # 10 -> 8  | RF 14
+        self.conv5 = conv_block(14, 16, bn=True, dropout=d)           # 8 -> 6   | RF 18
+        self.conv6 = conv_block(16, 18, bn=True, dropout=d)           # 6 -> 4   | RF 22
+        # Output: GAP sees the whole 4x4 map, a 1x1 conv maps 18 channels to 10 classes
+        self.gap = nn.AdaptiveAvgPool2d(1)                            # 4 -> 1   | RF 28
+        self.head = nn.Conv2d(18, 10, 1, bias=False)                  # 1 -> 1   | RF 28
+
+    def forward(self, x):
+        check_input(x)
+        x = self.trans1(self.pool1(self.conv2(self.conv1(x))))
+        x = self.conv6(self.conv5(self.conv4(self.conv3(x))))
+        x = self.head(self.gap(x))
+        return F.log_softmax(x.flatten(1), dim=1)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+SEED = 1
+engine.seed_everything(SEED)  # before the weights are drawn
+model = Regularized(dropout=0.0)
+print(f"{engine.count_parameters(model):,} parameters")
+
+# %% [markdown]
+# The summary follows the real forward pass; the **RF** column is each layer's receptive field in input pixels and **Jump** the input pixels between neighbouring output units.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+summary(model, (1, 28, 28))
+
+# %% [markdown]
+# ## Choosing the recipe, on a validation split
+# Each candidate trained this model for 15 epochs from seeds 1, 2 on the first 50,000 training images and was scored on the last 10,000 (never trained on, and not the test set): `python tools/final_design.py` in the repository made these runs, and they ship with the package. What the target asks of every seed is the lowest of its last 3 epochs, so the table ranks the candidates by that, averaged over seeds.
+
+# %%
+candidates = {  # the label shown: the name the run was saved under
+    "04's architecture (the final model), OneCycle": 'deeper_widening',
+    "04's architecture, OneCycle + EMA of the weights (0.999)": 'deeper_widening_ema',
+    'block 2 one 3x3 deeper, 14 channels each': 'deeper_block2',
+    'block 2 one 3x3 deeper, 14 channels each, + EMA': 'deeper_block2_ema',
+    'first GAP layout (three 3x3s in block 2), OneCycle': 'onecycle',
+    'first GAP layout + EMA of the weights (0.999)': 'ema',
+    'first GAP layout, block 1 padded (8x8 map at GAP)': 'padded_block1',
+    'first GAP layout + label smoothing 0.1': 'label_smoothing',
+    'first GAP layout + shifts and zoom (10%) + EMA': 'shift_zoom_ema',
+    'first GAP layout, batch 64': 'batch64',
+    'first GAP layout, peak LR 0.1': 'peak_lr_0.1',
+}
+design = report.load_design_runs("06_design", candidates, seeds=(1, 2))
+print("evaluated on:", next(iter(design[next(iter(design))].values())).meta["evaluated_on"])
+Markdown(report.design_markdown(design))
+
+# %% [markdown]
+# ## The peak learning rate: an LR range test
+# A throwaway copy of the model trains for 200 batches while the LR rises from 0.0001 to 1; the loss falls fastest a little below the LR where it stops falling. OneCycle's peak is chosen from that region.
+
+# %%
+recipe = recipes.get_recipe("final")
+settings = recipe.run_settings()  # a full run; EVA_SMOKE=1 (CI only) makes it a quick one
+engine.seed_everything(0)
+probe = Regularized(dropout=0.0)
+probe_loaders = data.loaders(recipe.batch_size, rotation=recipe.rotation, device=device, seed=0,
+                             train_limit=settings.train_limit, test_limit=settings.test_limit)
+lr_test = engine.lr_range_test(probe, device, probe_loaders.train,
+                               torch.optim.SGD(probe.parameters(), lr=1e-4, momentum=recipe.momentum,
+                                               nesterov=recipe.nesterov), steps=200)
+plots.plot_lr_range(lr_test, chosen=recipe.max_lr);
+
+# %% [markdown]
+# ## Training, seed 1
+# The recipe holds everything but the seed; `recipes.run` (the package's one training path) trains it, and `python -m eva_utils train --model final --seed 1` repeats this run.
+
+# %%
+recipe
+
+# %%
+run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)
+history, loaders = run.history, run.loaders
+history.meta["device_name"] = report.device_description(device)
+report.save_history(history, recipe.name, quick=settings.quick);  # results/<step>.json, for later notebooks
+
+# %% [markdown]
+# ## Ablation: the schedule with and without Nesterov momentum
+# The same recipe from the same seed with 05's plain momentum, against 05 (constant LR 0.01, plain momentum) and the run above. One seed each.
+
+# %%
+engine.seed_everything(SEED)
+plain_momentum = recipes.run(recipe.with_(nesterov=False), SEED, model=Regularized(dropout=0.0), device=device,
+                             settings=settings, progress=False, verbose=False).history
+Markdown(report.compare_markdown({"05: constant LR 0.01, momentum": report.load_history("05_augmentation"),
+                                  "OneCycle, plain momentum": plain_momentum,
+                                  "OneCycle, Nesterov momentum (this run)": history}))
+
+# %% [markdown]
+# ## Curves
+# Loss and accuracy per epoch, the accuracy zoomed to the top of the range with the 99.4% line.
+
+# %%
+plots.plot_history(history, recipe.name);
+
+# %% [markdown]
+# ## The learning rate really changed
+# One point per optimizer step, read from the optimizer during training (not from the schedule's formula).
+
+# %%
+plots.plot_lr(history);
+
+# %% [markdown]
+# ## Seeds 1 to 5
+# The same recipe from seeds 2 to 5 (seed 1 is the run above), each reproducible with `python -m eva_utils train --model final --seed N`; `python -m eva_utils seeds --model final --seeds 1-10` runs ten and prints the same table.
+
+# %%
+seed_histories = {SEED: history}
+for seed in (2, 3, 4, 5):
+    engine.seed_everything(seed)
+    seed_histories[seed] = recipes.run(recipe, seed, model=Regularized(dropout=0.0), device=device,
+                                       settings=settings, progress=False, verbose=False).history
+    print(f"seed {seed}: last 3 test accuracies " + ", ".join(f"{a:.2f}%" for a in seed_histories[seed].last(3)))
+print(report.seeds_summary_line(seed_histories))
+Markdown(report.seeds_markdown(seed_histories))
+
+# %%
+plots.plot_seeds(seed_histories);
+
+# %% [markdown]
+# ## All six steps
+# Parameters against best test accuracy, from each notebook's full run (`results/*.json` in this folder where you ran them, else the course's reference runs that ship with `eva_utils`) and this run.
+
+# %%
+steps = report.step_rows(["01_skeleton", "02_lighter", "03_batchnorm", "04_regularizer",
+                          "05_augmentation"], current={"06_optimizer": history})
+plots.plot_steps(steps)
+Markdown(report.steps_markdown(steps))
+
+# %% [markdown]
+# ## What it gets wrong
+# A grid of misclassified test digits (predicted / true), then a browser to step through all of them with the model's probabilities (evaluated in fp32, like the test line).
+
+# %%
+plots.show_misclassified(model, loaders.test, n=24);
+
+# %%
+widgets.misclassified_browser(model, loaders.test);
+
+# %% [markdown]
+# ## Receptive field on a real digit
+# Each panel shows the input window that the central unit of a layer sees (orange; dashed where it reaches into padding). The explorer below lets you pick any layer, unit and digit; it opens at a middle layer.
+
+# %%
+digits = next(iter(loaders.test))[0][:16].cpu()
+widgets.rf_gallery(model, digits[0]);
+
+# %%
+widgets.rf_explorer(model, digits);
+
+# %% [markdown]
+# ## Results
+# Rendered from `history`; the same table fills the slot at the top.
+
+# %%
+report.show_results(history, f"Results: {recipe.name}", quick=settings.quick);
+
+# %% [markdown]
+# ## Try this
+# 1. Set `recipe = recipe.with_(scheduler=None, lr=0.01, nesterov=False)` (05's constant LR on this model) and re-run the training: expect the last epochs' test lines to move up and down by a few hundredths to tenths instead of settling.
+# 2. Pick a peak yourself from the LR range test (for example where its loss is lowest) with `recipe = recipe.with_(max_lr=PEAK, lr=PEAK / 10)`, and compare the middle and last epochs' test lines with this run's.
+# 3. Turn on weight averaging, `recipe = recipe.with_(ema=0.999)`: expect the first epochs' test lines to be higher (the average is ahead early) and the last ones about the same, as the design table's EMA rows found on the validation split.
