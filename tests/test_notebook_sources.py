@@ -21,8 +21,8 @@ from eva_utils import fashion, models
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 IPYNBS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-#: Notebooks that define their model in a cell (09 still prints the package's source).
-MODEL_CELL_NOTEBOOKS = ["01_skeleton", "02_lighter", "03_batchnorm", "04_regularizer", "07_stretch",
+#: Notebooks that define their model in a cell (07 and 09 still print the package's source).
+MODEL_CELL_NOTEBOOKS = ["01_skeleton", "02_lighter", "03_batchnorm", "04_regularizer",
                         "05_augmentation", "06_optimizer", "08_fashion_mnist"]
 #: Where the package keeps the notebooks' classes (one registry of models, plus 08's adapted one).
 PACKAGE_MODULES = (models, fashion)

@@ -1,0 +1,184 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Stretch: under 3,600 parameters, 99.4% by epoch 6
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/eva-course/small-cnns/blob/main/notebooks/07_stretch.ipynb)
+#
+# ## Target
+# - A bonus target: **< 3,600 parameters** (under half of the course's 8,000 budget) reaching **>= 99.40% test accuracy at epoch 6 or earlier** and holding it through the last epoch, for seeds 1, 2 and 3, reproducible from the command line (`python -m eva_utils train --model stretch --seed N`).
+# - Anything a small network can use is fair (schedules, weight averaging, augmentation, depthwise-separable convolutions, channel budgets), but **nothing is tuned on the test set**: every choice is made on a validation split, the last 10,000 of the 60,000 training images, and the test set is only used to report.
+# - An ablation (what each choice bought in test accuracy at epoch 6) and, whatever the verdict, the measured frontier: accuracy at epoch 6 for budgets of about 2k, 3k, 3.6k, 5k and 8k parameters.
+#
+# ## Results
+# Measured by this notebook's own run: the table under the next cell is filled in by the last cell from the run's history (nothing here is typed).
+
+# %%
+# On Colab, install the course package from the repository; locally, import the installed one.
+import sys
+if "google.colab" in sys.modules:
+    # !pip install -q "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"
+
+import inspect
+import time
+
+import matplotlib.pyplot as plt
+import torch
+
+from eva_utils import data, engine, models, plots, recipes, report, widgets
+from eva_utils.summary import summary
+
+# %matplotlib inline
+NOTEBOOK_START = time.time()
+report.results_placeholder()
+
+# %% [markdown]
+# ## Analysis
+# - **The target is not met.** Trained on all 60,000 images, the chosen 3,332-parameter model ends epoch 6 at 99.35%, 99.13% and 99.14% for seeds 1, 2 and 3 (seeds table): about 0.05 to 0.3 points short of 99.40%, and no seed reaches it earlier. What the notebook gives instead is the measured frontier (below).
+# - **The frontier (seed 1, test set) crosses 99.40% at epoch 6 between the ~5k and ~8k rows.** It rises steadily with size, about two to three tenths of a point for each doubling of the budget. Under 3,600 parameters the model is a couple of tenths short, and nothing in the recipe tables closed that gap.
+# - **What limits it is capacity within 6 epochs, not over-fitting.** At the last epoch train accuracy equals test accuracy (gap +0.01 points in Results), and the curves are still rising at epoch 6. The regularisers in the validation table (rotation, shifts and zoom, label smoothing) cost a little or nothing measurable on validation. The choice the validation table made, dropping the rotation, is the same kind of decision: a model this small and this short of steps cannot afford a harder training task.
+# - **On validation, no single change moved the model by more than the seed spread.** The best row, "no rotation", beat the start by 0.03 points. The same recipe spans 99.13-99.35% on the test set across three seeds. The only row clearly outside that band is the plain-3x3 network, about 0.2 points worse on validation; depthwise-separable convolutions are what let 3.3k parameters afford 16 channels in the last three layers instead of 8. The test-set ablation (seed 1) disagrees with validation in detail (there the plain network is ahead). One-seed differences of a tenth of a point are noise at this scale; separating them would take several seeds per row, at about a minute per row and seed on this CPU.
+# - **Weight averaging (EMA) did not change epoch 6, but it changed the early epochs.** OneCycle's long final anneal already averages the weights, so at epoch 6 the EMA row equals the start on validation. In every earlier epoch it is well ahead (epoch 1: 96.82% against 95.33% on validation). For a target such as "99.4% by epoch 4 of 15", EMA would be the first thing to keep.
+# - **Nothing here was tuned on the test set.** The recipe is the validation table's best row, and the CLI trains exactly that row: the cell after the table checks it, and `python -m eva_utils train --model stretch --seed N` reproduces the seeds table with one thread. The ablation and the frontier report test accuracy after the choice was made.
+
+# %%
+device = engine.pick_device()
+print(report.run_header(device, recipes.quick_mode(), NOTEBOOK_START))
+
+# %% [markdown]
+# ## The model
+# The course's structure (two plain 3x3s at full resolution, max-pool at RF 6, a second block, GAP) with the second block built from **depthwise-separable** 3x3s: a depthwise 3x3 (one filter per channel) then a 1x1 that mixes channels. Same RF growth as a plain 3x3 for a fraction of the weights, so the budget buys width where the digit's parts are recognised. Shown here with the widths the validation search below settled on (`models.build("stretch")`).
+
+# %%
+print(inspect.getsource(models.SeparableConv))
+print(inspect.getsource(models.Stretch))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+SEED = 1
+engine.seed_everything(SEED)
+model = models.build("stretch")
+print(f"{engine.count_parameters(model):,} parameters")
+
+# %% [markdown]
+# The summary follows the real forward pass; **RF** is each layer's receptive field in input pixels, **Jump** the input pixels between neighbouring output units.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+summary(model, (1, 28, 28))
+
+# %% [markdown]
+# ## Choices, made on the validation split
+# The search starts from 06's recipe run for 6 epochs (with a higher peak LR, since there are fewer steps to use it) on the model above with 16 separable channels. Each row changes one thing from that start and trains from seed 1 on the first 50,000 training images; its accuracy at epoch 6 is on the 10,000 held-out ones, never trained on and not the test set. The best row becomes the recipe (and the model widths) that the rest of the notebook trains.
+
+# %%
+from IPython.display import Markdown
+settings = recipes.STRETCH_START.run_settings()  # full run; EVA_SMOKE=1 (CI only) makes it a quick one
+print(recipes.STRETCH_TARGET)
+variants = recipes.stretch_variants()
+valid_rows = recipes.run_variants(variants, SEED, valid_size=10_000, device=device, settings=settings)
+Markdown(report.variants_markdown(valid_rows, reference=recipes.STRETCH_START_NAME))
+
+# %%
+best = max(valid_rows, key=lambda r: r["acc"][-1])
+recipe, model_kwargs = variants[best["name"]]
+print(f"best on validation: {best['name']} ({best['acc'][-1]:.2f}% at epoch {len(best['acc'])})")
+registered = models.build("stretch")
+chosen = models.build("stretch", **model_kwargs)
+print("the registered 'stretch' recipe and model (python -m eva_utils train --model stretch) are this row:",
+      recipe == recipes.get_recipe("stretch") and (chosen.widths, chosen.separable) == (registered.widths, registered.separable))
+recipe
+
+# %% [markdown]
+# ## Training, seed 1 (test set)
+# The chosen recipe on all 60,000 training images, evaluated on the test set after every epoch.
+
+# %%
+run = recipes.run(recipe, SEED, device=device, settings=settings, model_kwargs=model_kwargs)
+model, history, loaders = run.model, run.history, run.loaders
+history.meta["device_name"] = report.device_description(device)
+report.save_history(history, recipe.name, quick=settings.quick)
+print(recipes.target_report(history, target=recipes.STRETCH_TARGET)[1])
+
+# %%
+plots.plot_history(history, recipe.name);
+
+# %%
+plots.plot_lr(history);
+
+# %% [markdown]
+# ## Seeds 1, 2 and 3
+# Each row is reproducible with `python -m eva_utils train --model stretch --seed N`.
+
+# %%
+seed_histories = {SEED: history}
+for seed in (2, 3):
+    print(f"--- seed {seed}")
+    seed_histories[seed] = recipes.run(recipe, seed, device=device, settings=settings, progress=False,
+                                       model_kwargs=model_kwargs).history
+Markdown(report.seeds_markdown(seed_histories, target=recipes.STRETCH_TARGET))
+
+# %% [markdown]
+# ## Ablation: what each change bought, in test accuracy at epoch 6
+# The same rows as the validation table, now trained on all 60,000 images and measured on the test set (seed 1); the chosen row is the seed-1 run above. This is reporting, not choosing: the choice was made on the validation table.
+
+# %%
+ablation_rows = recipes.run_variants({k: v for k, v in variants.items() if k != best["name"]}, SEED,
+                                     device=device, settings=settings)
+ablation_rows.append({"name": best["name"], "params": history.meta["params"], "acc": list(history.test_acc),
+                      "split": "test", "history": history})
+ablation_rows.sort(key=lambda r: list(variants).index(r["name"]))
+Markdown(report.variants_markdown(ablation_rows, reference=recipes.STRETCH_START_NAME))
+
+# %% [markdown]
+# ## The frontier: accuracy at epoch 6 against size
+# The chosen recipe and the same block structure with the channel widths scaled to about 2k, 3k, 3.6k, 5k and 8k parameters (seed 1, test set).
+
+# %%
+sizes = recipes.stretch_frontier()
+frontier_rows = recipes.run_variants({name: (recipe, kwargs) for name, kwargs in sizes.items()}, SEED,
+                                     device=device, settings=settings)
+plots.plot_frontier(frontier_rows, epoch=settings.epochs, target_params=recipes.STRETCH_TARGET.params)
+Markdown(report.variants_markdown(frontier_rows))
+
+# %% [markdown]
+# ## What it gets wrong
+# A grid of misclassified test digits (predicted / true), then a browser to step through all of them with the model's probabilities.
+
+# %%
+plots.show_misclassified(model, loaders.test, n=24);
+
+# %%
+widgets.misclassified_browser(model, loaders.test);
+
+# %% [markdown]
+# ## Receptive field on a real digit
+# Each panel shows the input window that the central unit of a layer sees (orange; dashed where it reaches into padding). The explorer below lets you pick any layer, unit and digit.
+
+# %%
+digits = next(iter(loaders.test))[0][:16].cpu()
+widgets.rf_gallery(model, digits[0]);
+
+# %%
+widgets.rf_explorer(model, digits);
+
+# %% [markdown]
+# ## Results
+# Rendered from seed 1's `history`; the same table fills the slot at the top.
+
+# %%
+report.show_results(history, f"Results: {recipe.name}", quick=settings.quick,
+                     target_line=recipes.target_report(history, target=recipes.STRETCH_TARGET)[1]);
