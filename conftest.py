@@ -26,16 +26,17 @@ def _reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
 
 
 def _fashion_available() -> bool:
-    from eva_utils import fashion
+    from eva_utils import sources
 
-    return (fashion.offline_dir() is not None or not fashion.verify_raw()
+    return (sources.fashion_offline_dir() is not None or not sources.verify_fashion_raw()
             or _reachable("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80))
 
 
 def _cifar_available() -> bool:
-    from eva_utils import cifar
+    from eva_utils import sources
 
-    return cifar.png_dir() is not None or cifar.cache_path().is_file() or _reachable("www.cs.toronto.edu")
+    return (sources.cifar_png_dir() is not None or sources.cifar_cache_path().is_file()
+            or _reachable("www.cs.toronto.edu"))
 
 
 #: dataset -> (is it available?, notebook name prefix, what to do when it is not)

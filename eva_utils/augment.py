@@ -177,3 +177,22 @@ class Compose:
         for step in self.steps:
             x = step(x, generator)
         return x
+
+
+class MeanFill:
+    """Run a fill-with-constant augmentation so that the filled pixels equal the per-channel mean.
+
+    :class:`RandomCrop`/:class:`Cutout` fill with one scalar; shifting the image by the mean
+    first (and back after) makes a fill of 0 equal the mean of each channel, which is 0
+    after normalisation (CIFAR-10: a grey border, not a black one).
+    """
+
+    def __init__(self, step, mean):
+        self.step, self.mean = step, torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def __call__(self, x, generator=None):
+        m = self.mean.to(x.device, x.dtype)
+        return self.step(x - m, generator) + m
+
+    def __repr__(self):
+        return f"MeanFill({self.step!r})"

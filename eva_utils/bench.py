@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from . import data, engine, models, recipes
+from . import data, datasets, engine, models, recipes
 
 
 def _rss_bytes() -> int:
@@ -112,16 +112,24 @@ def variants(device: torch.device) -> list[Variant]:
     return out
 
 
-def time_training(variant: Variant, device, batches: int, warmup: int, root=None) -> tuple[float, float]:
-    """(seconds per batch, peak MB) of ``batches`` training steps after ``warmup`` steps."""
-    recipe = recipes.get_recipe("final")
+def time_training(variant: Variant, device, batches: int, warmup: int, root=None,
+                  recipe_name: str = "final") -> tuple[float, float]:
+    """(seconds per batch, peak MB) of ``batches`` training steps of a recipe after ``warmup`` steps.
+
+    The course's final model by default; notebook 09 times its CIFAR-10 model's speed switches
+    with ``recipe_name="cifar_advanced"``.
+    """
+    recipe = recipes.get_recipe(recipe_name)
     engine.seed_everything(1)
     n_images = (batches + warmup) * recipe.batch_size
-    loaders = data.loaders(recipe.batch_size, fast=variant.fast_loader, rotation=recipe.rotation,
-                           device=device, root=root, seed=1, train_limit=n_images, test_limit=1000)
+    loaders = data.loaders(recipe.batch_size, dataset=recipe.dataset, fast=variant.fast_loader,
+                           augment=recipe.make_augment() if variant.fast_loader else None,
+                           rotation=recipe.rotation, device=device, root=root, seed=1,
+                           train_limit=n_images, test_limit=1000)
     model = models.build(recipe.model)
-    # the schedule of a full 15-epoch run (a timed slice is too short to hold one)
-    optimizer, scheduler = recipe.make_optimizer(model, math.ceil(60000 / recipe.batch_size))
+    # the schedule of a full run (a timed slice is too short to hold one)
+    steps_per_epoch = math.ceil(datasets.get(recipe.dataset).train_count / recipe.batch_size)
+    optimizer, scheduler = recipe.make_optimizer(model, steps_per_epoch)
     net = variant.speed.prepare(model, device)
     kwargs = dict(scheduler=scheduler, speed=variant.speed, progress=False)
     # warm-up: first batches pay for allocation (and compilation)

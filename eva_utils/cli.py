@@ -16,7 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import engine, recipes
+from . import bench, convs, datasets, engine, models, recipes, report
+from .fsutil import check_writable_dir, check_writable_file, describe
+from .summary import summary
 
 
 def _positive_int(text: str) -> int:
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eva_utils", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a course step's model on MNIST")
+    t = sub.add_parser("train", help="train a course step's model (the dataset comes from its recipe)")
     t.add_argument("--model", default="final", choices=list(recipes.RECIPES), metavar="NAME",
                    help="course step to train: " + ", ".join(recipes.RECIPES) + " (default: final)")
     t.add_argument("--epochs", type=_positive_int, default=None, help="default: the step's (15)")
@@ -119,9 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> int:
-    from . import models
-    from .fsutil import check_writable_dir, check_writable_file
-    from .summary import summary
 
     # paths first: a bad --save must not be found only after every epoch has run
     if args.save:
@@ -140,12 +139,14 @@ def cmd_train(args) -> int:
     else:
         settings = recipes.RunSettings(args.epochs or recipe.epochs, args.train_limit, args.test_limit)
     device = engine.pick_device(args.device)
-    speed = engine.Speed(precision=None if args.precision == "auto" else args.precision, compile=args.compile)
-    print(f"Model {args.model!r} (step {recipe.name}), seed {args.seed}, device {device}, "
+    speed = recipe.speed(device, precision=None if args.precision == "auto" else args.precision,
+                         compile=args.compile or None)
+    info = datasets.get(recipe.dataset)
+    print(f"Model {args.model!r} (step {recipe.name}) on {info.title}, seed {args.seed}, device {device}, "
           f"{'classic DataLoader' if args.classic else 'fast tensor loader'}, "
           f"training precision {speed.resolve(device).precision}"
           + (f", validation on the last {args.valid:,} training images" if args.valid else ""))
-    print(summary(models.build(recipe.model), (1, 28, 28)))
+    print(summary(models.build(recipe.model), info.shape))
     start = time.perf_counter()
     result = recipes.run(recipe, args.seed, device=device, settings=settings, valid_size=args.valid,
                          fast=not args.classic, root=args.data, speed=speed,
@@ -169,14 +170,13 @@ def cmd_train(args) -> int:
     if len(history) < (target.last_epochs or 1):
         print(f"{target.name} not judged: {len(history)} epochs, fewer than the last {target.last_epochs} it is about")
         return 0
-    met, line = recipes.target_report(history, target=target)
+    rf = convs.rf_before_gap(model, info.shape) if target.rf_above is not None else None
+    met, line = recipes.target_report(history, target=target, rf=rf)
     print(line)
     return 0 if met else 1
 
 
 def cmd_seeds(args) -> int:
-    from . import report
-
     recipe = recipes.get_recipe(args.model)
     target = recipes.target_for(args.model)
     settings = recipe.run_settings()
@@ -241,8 +241,6 @@ def _interrupted_message(args, stamp_before) -> str:
 
 
 def main(argv=None) -> int:
-    from .fsutil import describe
-
     parser = build_parser()
     args = parser.parse_args(argv)
     stamp_before = _checkpoint_stamp(getattr(args, "checkpoint_dir", None))
@@ -255,8 +253,7 @@ def main(argv=None) -> int:
             return cmd_train(args)
         if args.command == "seeds":
             return cmd_seeds(args)
-        from .bench import run_bench
-        return run_bench(args)
+        return bench.run_bench(args)
     except (ValueError, RuntimeError, OSError) as err:  # OSError: FileNotFoundError, PermissionError, ...
         print(f"error: {describe(err)}", file=sys.stderr)
         return 2

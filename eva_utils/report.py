@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 import torch
 
 from . import recipes
+from .engine import History
 
 RESULTS_DISPLAY_ID = "eva-results"
 
@@ -63,8 +64,6 @@ def load_history(step: str, results_dir: Optional[Path] = None):
     ``meta["source"]`` says which: the file's path, or ``"course reference run"``.
     """
     import json
-
-    from .engine import History
 
     own = Path(results_dir or history_dir()) / f"{step}.json"
     if own.is_file():
@@ -257,18 +256,46 @@ def load_design_runs(prefix: str, names: dict, seeds) -> dict:
             for label, name in names.items()}
 
 
-def compare_markdown(histories: dict) -> str:
-    """Runs side by side (name -> history): params, best test, last 3, and the last-epoch train - test gap.
+def compare_markdown(histories: dict, split: str = "test", timing: bool = False) -> str:
+    """Runs side by side (name -> history): params, best and last 3 accuracies, and the last-epoch
+    train - ``split`` gap (``timing``: seconds per epoch too).
 
-    The ablation tables of notebooks 04 and 05: what each change bought, measured.
+    The ablation tables of notebooks 04 and 05 and the comparisons of 08: what each change
+    bought, measured.
     """
-    out = ["| run | params | best test (epoch) | last 3 test accuracies | last-epoch gap (train - test) |",
-           "|---|---|---|---|---|"]
+    head = f"| run | params | best {split} (epoch) | last 3 {split} accuracies | last-epoch gap (train - {split}) |"
+    rule = "|---|---|---|---|---|"
+    if timing:
+        head, rule = head + " s/epoch |", rule + "---|"
+    out = [head, rule]
     for name, h in histories.items():
         best, epoch = h.best_test
         last = ", ".join(f"{a:.2f}" for a in h.last(3))
-        out.append(f"| {name} | {h.meta['params']:,} | {best:.2f}% ({epoch}) | {last} | "
-                   f"{h.train_acc[-1] - h.test_acc[-1]:+.2f} points |")
+        row = (f"| {name} | {h.meta['params']:,} | {best:.2f}% ({epoch}) | {last} | "
+               f"{h.train_acc[-1] - h.test_acc[-1]:+.2f} points |")
+        if timing:
+            row += f" {sum(h.seconds) / max(len(h), 1):.1f} |"
+        out.append(row)
+    return "\n".join(out)
+
+
+def per_class_markdown(accuracies: dict) -> str:
+    """{model label: {class: accuracy %}} side by side, one row per class
+    (from :func:`eva_utils.plots.per_class_accuracy`)."""
+    labels = list(accuracies)
+    classes = list(next(iter(accuracies.values())))
+    rows = ["| class | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for name in classes:
+        rows.append(f"| {name} | " + " | ".join(f"{accuracies[k][name]:.1f}%" for k in labels) + " |")
+    return "\n".join(rows)
+
+
+def checksum_markdown(rows: Sequence[dict]) -> str:
+    """Raw files with their expected and measured MD5s (:func:`eva_utils.sources.fashion_checksum_rows`)."""
+    out = ["| file | bytes | expected MD5 (original files) | measured MD5 | verified |", "|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| `{r['file']}` | {r['bytes']:,} | `{r['expected']}` | `{r['md5']}` | "
+                   f"{'yes' if r['ok'] else '**NO**'} |")
     return "\n".join(out)
 
 

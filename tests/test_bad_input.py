@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from eva_utils import cli, data, engine, fsutil, models, recipes
+from eva_utils import cli, data, engine, fsutil, models, recipes, sources
 
 TINY = ["--epochs", "1", "--train-limit", "256", "--test-limit", "200", "--no-progress"]
 
@@ -192,7 +192,7 @@ def test_raw_file_replaced_by_a_folder_is_named_with_the_remedy(tmp_path, mnist_
     bad.unlink()
     bad.mkdir()
     with pytest.raises(ValueError) as err:
-        data.ensure_mnist(tmp_path)
+        sources.ensure_mnist(tmp_path)
     assert str(bad) in str(err.value) and "remove it" in str(err.value)
     assert cli.main(["train", *TINY, "--data", str(tmp_path)]) == 2
     line = one_error_line(capsys.readouterr().err)
@@ -233,14 +233,14 @@ def test_concurrent_writers_of_one_file_all_succeed_and_leave_a_whole_file(tmp_p
 
 
 def test_two_processes_building_one_idx_file_both_succeed(tmp_path):
-    """Two processes run data._write_idx on one target at once (as two notebooks building MNIST)."""
+    """Two processes run sources._write_idx on one target at once (as two notebooks building MNIST)."""
     script = (
         "import sys, numpy as np\n"
         "from pathlib import Path\n"
-        "from eva_utils import data\n"
+        "from eva_utils import sources\n"
         "x = np.full((3000, 28, 28), int(sys.argv[2]), np.uint8)\n"
         "for _ in range(10):\n"
-        "    data._write_idx(Path(sys.argv[1]), x)\n"
+        "    sources._write_idx(Path(sys.argv[1]), x)\n"
     )
     target = tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -276,7 +276,7 @@ def test_temporary_files_are_unique_and_in_the_target_folder(tmp_path, monkeypat
     engine.save_checkpoint(tmp_path / "last.pt", models.build("final"))
     engine.save_checkpoint(tmp_path / "last.pt", models.build("final"))
     engine.History().save(tmp_path / "h.json")
-    data._write_idx(tmp_path / "labels", torch.zeros(3, dtype=torch.uint8).numpy())
+    sources._write_idx(tmp_path / "labels", torch.zeros(3, dtype=torch.uint8).numpy())
     assert len(seen) == 4 and len(set(seen)) == 4
     assert all(p.parent == tmp_path and p.name.endswith(".tmp") for p in seen)
     assert seen[0].name.startswith("last.pt.")
@@ -300,23 +300,32 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 def test_negative_or_zero_limits_are_refused(kwargs, named, monkeypatch):
     def no_data(*args, **kw):
         raise AssertionError("the data was loaded before the limits were checked")
-    monkeypatch.setattr(data, "ensure_mnist", no_data)
+    monkeypatch.setattr(sources, "load", no_data)
+    monkeypatch.setattr(sources, "ensure_mnist", no_data)
     value = next(iter(kwargs.values()))
     with pytest.raises(ValueError, match=rf"{named} must be .* got {value}"):
         data.loaders(64, device="cpu", **kwargs)
 
 
-def test_fashion_and_cifar_limits_are_refused_before_loading():
-    from eva_utils import cifar, fashion
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "cifar10"])
+@pytest.mark.parametrize("kwargs, named", [
+    ({"train_limit": -5}, "train_limit"),
+    ({"test_limit": -3}, "test_limit"),
+    ({"valid_size": -10}, "valid_size"),  # CIFAR's old `validation=` hold-out is valid_size now
+])
+def test_fashion_and_cifar_limits_are_refused_before_loading(dataset, kwargs, named, monkeypatch):
+    def no_data(*args, **kw):
+        raise AssertionError("the data was loaded before the limits were checked")
+    monkeypatch.setattr(sources, "load", no_data)
+    value = next(iter(kwargs.values()))
+    with pytest.raises(ValueError, match=rf"{named} .* got {value}"):
+        data.loaders(64, dataset=dataset, device="cpu", **kwargs)
 
-    with pytest.raises(ValueError, match="train_limit .* got -5"):
-        fashion.loaders(64, device="cpu", train_limit=-5)
-    with pytest.raises(ValueError, match="valid_size .* got -1"):
-        fashion.loaders(64, device="cpu", valid_size=-1)
-    with pytest.raises(ValueError, match="test_limit .* got -3"):
-        cifar.loaders(64, device="cpu", test_limit=-3)
-    with pytest.raises(ValueError, match="validation .* got -10"):
-        cifar.loaders(64, device="cpu", validation=-10)
+
+def test_unknown_dataset_is_refused_with_the_known_ones(monkeypatch):
+    monkeypatch.setattr(sources, "load", lambda *a, **k: pytest.fail("loaded an unknown dataset"))
+    with pytest.raises(ValueError, match="unknown dataset 'cifar100'; choose one of: mnist, fashion_mnist, cifar10"):
+        data.loaders(64, dataset="cifar100", device="cpu")
 
 
 def test_a_positive_limit_still_works(mnist_root):
@@ -423,15 +432,15 @@ def test_checkpoint_of_another_model_names_both(checkpoint):
 
 def test_empty_data_argument_is_refused():
     with pytest.raises(ValueError, match="data folder is empty"):
-        data.data_dir("")
+        sources.data_dir("")
     with pytest.raises(ValueError, match="data folder is empty"):
-        data.ensure_mnist("")
+        sources.ensure_mnist("")
 
 
 @pytest.mark.parametrize("value", ["", "   "])
 def test_empty_eva_data_means_the_default(monkeypatch, value):
     monkeypatch.setenv("EVA_DATA", value)
-    assert data.data_dir() == data.DEFAULT_DATA_DIR
+    assert sources.data_dir() == sources.DEFAULT_DATA_DIR
 
 
 @pytest.mark.parametrize("command", ["train", "seeds", "bench"])

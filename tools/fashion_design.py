@@ -1,7 +1,7 @@
 """The design runs behind notebook 08's adapted model, on a validation split (never the test set).
 
 Each variant trains on the first 50,000 Fashion-MNIST training images and is scored on the
-last 10,000 (``fashion.loaders(valid_size=10_000)``). Each run's history is saved as
+last 10,000 (``recipes.run(recipe, valid_size=10_000)``, the one training path). Each run's history is saved as
 ``eva_utils/results/08_design_<variant>.json`` (package data); notebook 08 reads and shows them, so the
 numbers behind its design decisions come from these runs, not from the test set.
 
@@ -19,8 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from eva_utils import augment as aug  # noqa: E402
-from eva_utils import engine, fashion, models, recipes, report  # noqa: E402
+from eva_utils import engine, models, recipes, report  # noqa: E402
 from eva_utils.models import check_input, conv_block  # noqa: E402
 
 VALIDATION = 10_000
@@ -54,39 +53,36 @@ class FirstCandidate(nn.Module):
 #: The course's reference runs (package data): notebook 08 reads these.
 REFERENCE_RUNS = Path(__file__).resolve().parent.parent / "eva_utils" / "results"
 
-def shift_flip():
-    return fashion.adapted_augment(flip=0.5, padding=2)
+FINAL_ON_FASHION = recipes.RECIPES["final"].with_(dataset="fashion_mnist")
+ADAPTED = recipes.RECIPES["fashion_adapted"]  # the final model's recipe, with flips, on the adapted model
+NO_ROTATION = dict(rotation=0.0)
 
-
-#: variant -> (model factory, augmentation factory, recipe). Each adapted recipe is the final
-#: model's (``fashion.ADAPTED_RECIPE`` differs only in its name and model).
+#: variant -> (model factory, recipe).
 VARIANTS = {
     # the course's final model and recipe as they are (rotation +-7 degrees)
-    "final_rot7": (lambda: models.build("final"), lambda: aug.RandomAffine(degrees=7.0), recipes.RECIPES["final"]),
+    "final_rot7": (lambda: models.build("final"), FINAL_ON_FASHION),
     # the same model, shifts of up to 2 px + horizontal flips instead of rotation
-    "final_shiftflip": (lambda: models.build("final"), shift_flip, recipes.RECIPES["final"]),
+    "final_shiftflip": (lambda: models.build("final"), FINAL_ON_FASHION.with_(crop_padding=2, flip=0.5, **NO_ROTATION)),
     # the first candidate (every conv padded, second max-pool), shift + flip
-    "candidate1_shiftflip": (FirstCandidate, shift_flip, fashion.ADAPTED_RECIPE),
+    "candidate1_shiftflip": (FirstCandidate, ADAPTED.with_(crop_padding=2)),
     # the final model with flips only
-    "final_flip": (lambda: models.build("final"), fashion.adapted_augment, recipes.RECIPES["final"]),
+    "final_flip": (lambda: models.build("final"), FINAL_ON_FASHION.with_(flip=0.5, **NO_ROTATION)),
     # the adapted model (first block padded) with flips only
-    "adapted_flip": (fashion.build, fashion.adapted_augment, fashion.ADAPTED_RECIPE),
+    "adapted_flip": (lambda: models.build("fashion_adapted"), ADAPTED),
 }
 
 
 def run(variant: str, epochs: int = EPOCHS):
-    factory, augment, recipe = VARIANTS[variant]
-    engine.seed_everything(SEED)
-    model = factory()
-    loaders = fashion.loaders(recipe.batch_size, augment=augment(), device="cpu", seed=SEED,
-                              valid_size=VALIDATION)
-    optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), epochs)
+    factory, recipe = VARIANTS[variant]
+    engine.seed_everything(SEED)  # before the weights are drawn, as the command line does
     start = time.perf_counter()
-    history = engine.fit(model, epochs, loaders.train, loaders.valid, optimizer, scheduler,
-                         device="cpu", progress=False, eval_label="Validation set")
+    result = recipes.run(recipe, SEED, model=factory(), device="cpu", valid_size=VALIDATION,
+                         settings=recipes.RunSettings(epochs), progress=False, verbose=False)
+    history = result.history
+    history.batch_lr = []  # the per-step LRs are the recipe's; kept out of the shipped package
     history.meta.update(device_name=report.device_description("cpu"), variant=variant,
                         evaluated_on=f"validation: the last {VALIDATION:,} training images",
-                        augment=repr(loaders.train.augment), recipe=recipe.name)
+                        augment=repr(result.loaders.train.augment), recipe=recipe.name)
     path = report.save_history(history, f"08_design_{variant}", results_dir=REFERENCE_RUNS)
     best, ep = history.best_test
     print(f"{variant}: {history.meta['params']:,} params, best validation {best:.2f}% (epoch {ep}), "

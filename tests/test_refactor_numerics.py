@@ -1,0 +1,76 @@
+"""The layer refactor changed no training numerics: the first steps of a recipe, as recorded before it.
+
+``tests/data/refactor_reference.json`` was written by the code before the data, model and
+recipe layers were merged (one ``loaders()`` for every dataset, one model registry, one
+recipe table): for seed 1, the sums of the first training batches (augmented), their
+labels, the first test batch, and the training loss of each of the first optimizer steps
+in fp32. The same measurement with today's code must agree: same images in the same order,
+same augmentation draws, same initial weights, same optimizer and schedule.
+
+(CIFAR-10 is not compared: its offline cache now stores the class-sorted PNG folders in a
+fixed shuffled order, on purpose, so that a limited split holds every class.)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from eva_utils import data, engine, models, recipes
+
+REFERENCE = json.loads((Path(__file__).parent / "data" / "refactor_reference.json").read_text())
+STEPS = 6
+
+
+def first_steps(recipe: recipes.Recipe) -> dict:
+    """What the recorded script measured, through today's one training path's parts."""
+    engine.seed_everything(1)
+    model = models.build(recipe.model)
+    loaders = data.loaders(recipe.batch_size, dataset=recipe.dataset, augment=recipe.make_augment(),
+                           rotation=recipe.rotation, seed=1, device="cpu")
+    optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), recipe.epochs)
+    model.train()
+    out = {"batches": [], "losses": []}
+    for i, (x, y) in enumerate(loaders.train):
+        if i == STEPS:
+            break
+        out["batches"].append({"sum": float(x.double().sum()), "abs": float(x.double().abs().sum()),
+                               "targets": y[:16].tolist(), "n": len(y)})
+        optimizer.zero_grad()
+        loss = F.nll_loss(model(x), y)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        out["losses"].append(loss.item())
+    tx, ty = next(iter(loaders.test))
+    out["test_first"] = {"sum": float(tx.double().sum()), "targets": ty[:16].tolist(), "n": len(loaders.test.dataset)}
+    out["params"] = engine.count_parameters(model)
+    return out
+
+
+@pytest.mark.parametrize("key, recipe_name", [
+    ("mnist_final", "final"),
+    pytest.param("fashion_adapted", "fashion_adapted", marks=pytest.mark.needs_data("fashion_mnist")),
+])
+def test_first_steps_as_before_the_refactor(key, recipe_name):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as recorded
+    try:
+        got = first_steps(recipes.get_recipe(recipe_name))
+    finally:
+        torch.set_num_threads(threads)
+    want = REFERENCE[key]
+    assert got["params"] == want["params"]
+    assert got["test_first"]["targets"] == want["test_first"]["targets"]
+    assert got["test_first"]["n"] == want["test_first"]["n"]
+    assert got["test_first"]["sum"] == pytest.approx(want["test_first"]["sum"], rel=1e-9)
+    for g, w in zip(got["batches"], want["batches"], strict=True):
+        assert (g["targets"], g["n"]) == (w["targets"], w["n"])  # the same images in the same order
+        # the same augmentation draws (float32 sums of 100k pixels: CPUs differ in the last digits)
+        assert g["sum"] == pytest.approx(w["sum"], rel=1e-5)
+        assert g["abs"] == pytest.approx(w["abs"], rel=1e-5)
+    # the same weights, optimizer and schedule: fp32 losses agree far beyond what any change moves
+    assert got["losses"] == pytest.approx(want["losses"], rel=1e-4)
