@@ -55,8 +55,8 @@ def check_valid_size(value, name: str = "valid_size") -> None:
 
 
 def spread_indices(n_items: int, n: int) -> torch.Tensor:
-    """``n`` indices spread evenly over ``n_items``: on a dataset stored class by class
-    (CIFAR's cache, a list of mistakes in label order) a subset still shows every class."""
+    """``n`` indices spread evenly over ``n_items``: on a list stored class by class (the
+    mistakes of a model in label order) a subset still shows every class."""
     return torch.linspace(0, n_items - 1, min(n, n_items)).round().long()
 
 

@@ -21,9 +21,9 @@ from eva_utils import models
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 IPYNBS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-#: Notebooks that define their model in a cell (07 still prints the package's source).
-MODEL_CELL_NOTEBOOKS = ["01_skeleton", "02_lighter", "03_batchnorm", "04_regularizer",
-                        "05_augmentation", "06_optimizer", "08_fashion_mnist", "09_cifar10_advanced_convs"]
+#: Every notebook defines its model in a cell.
+MODEL_CELL_NOTEBOOKS = ["01_skeleton", "02_lighter", "03_batchnorm", "04_regularizer", "05_augmentation",
+                        "06_optimizer", "07_stretch", "08_fashion_mnist", "09_cifar10_advanced_convs"]
 #: Where the package keeps the notebooks' classes: one registry of models for every dataset.
 PACKAGE_MODULES = (models,)
 
