@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from eva_utils import data, engine, models, recipes
+from eva_utils import data, devices, engine, models, recipes
 
 
 def tiny_loaders(n_train=256, n_test=256, rotation=0.0, seed=0, batch_size=64):
@@ -159,7 +159,7 @@ def test_cuda_precision_follows_the_compute_capability(monkeypatch, gpu, capabil
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
 def test_cpu_precision_needs_native_bf16(monkeypatch, native, expected):
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
     assert engine.auto_precision("cpu") == expected
     assert engine.Speed().resolve("cpu").precision == expected
     assert engine.auto_precision("mps") == "fp32"

@@ -102,6 +102,10 @@ CANDIDATES = {
     "deeper_block2_ema": (START.with_(ema=0.999), lambda: Deeper((8, 16, 8, 12, 14, 14, 14))),
     "deeper_widening": (START, _final),
     "deeper_widening_ema": (START.with_(ema=0.999), _final),
+    # tried after the choice, on another CPU (AMD EPYC), seeds 1-2 (not shown in notebook 06):
+    # plain momentum instead of Nesterov, and a longer warm-up
+    "final_plain_momentum": (START.with_(nesterov=False), _final),
+    "final_pct_0.3": (START.with_(pct_start=0.3), _final),
 }
 
 
