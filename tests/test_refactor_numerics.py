@@ -1,6 +1,6 @@
 """The layer refactor changed no training numerics: the first steps of a recipe, as recorded before it.
 
-``tests/data/refactor_reference.json`` was written by the code before the data, model and
+``tests/fixtures/refactor_reference.json`` was written by the code before the data, model and
 recipe layers were merged (one ``loaders()`` for every dataset, one model registry, one
 recipe table): for seed 1, the sums of the first training batches (augmented), their
 labels, the first test batch, and the training loss of each of the first optimizer steps
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from eva_utils import data, engine, models, recipes
 
-REFERENCE = json.loads((Path(__file__).parent / "data" / "refactor_reference.json").read_text())
+REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "refactor_reference.json").read_text())
 STEPS = 6
 
 
