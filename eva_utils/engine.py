@@ -391,6 +391,8 @@ def lr_range_test(model: nn.Module, device, loader, optimizer: torch.optim.Optim
 def _per_batch(scheduler) -> bool:
     from torch.optim import lr_scheduler as S
 
+    if isinstance(scheduler, S.SequentialLR):  # e.g. OneCycle, then a floor (recipes' hold_epochs)
+        return any(_per_batch(part) for part in scheduler._schedulers)
     return isinstance(scheduler, (S.OneCycleLR, S.CyclicLR))
 
 

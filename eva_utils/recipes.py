@@ -69,6 +69,7 @@ class Recipe:
     scheduler: Optional[str] = None  # None (constant LR) or "onecycle" (06 on)
     max_lr: float = 0.05             # OneCycle's peak LR
     pct_start: float = 0.25          # OneCycle's share of steps spent warming up
+    hold_epochs: int = 0             # OneCycle ends this many epochs early; the LR then stays at its floor
     label_smoothing: float = 0.0     # cross-entropy against 1 - eps on the true class (07)
     ema: Optional[float] = None      # evaluate an exponential moving average of the weights (07)
     cpu_precision: Optional[str] = None     # training precision on a CPU (None: the engine's choice)
@@ -140,14 +141,26 @@ class Recipe:
         if self.scheduler is None:
             return optimizer, None
         if self.scheduler == "onecycle":
-            if steps_per_epoch * epochs * min(self.pct_start, 1 - self.pct_start) < 2:
-                raise ValueError(f"OneCycleLR needs more steps than {steps_per_epoch * epochs} "
-                                 f"({steps_per_epoch} per epoch x {epochs}) to warm up and anneal; "
-                                 "train on more images or smaller batches")
+            if not 0 <= self.hold_epochs < epochs:
+                raise ValueError(f"hold_epochs={self.hold_epochs} must be between 0 and {epochs - 1} "
+                                 f"(the run has {epochs} epochs and the cycle needs at least one)")
+            cycle_steps = steps_per_epoch * (epochs - self.hold_epochs)
+            if cycle_steps * min(self.pct_start, 1 - self.pct_start) < 2:
+                raise ValueError(f"OneCycleLR needs more steps than {cycle_steps} "
+                                 f"({steps_per_epoch} per epoch x {epochs - self.hold_epochs}) to warm up "
+                                 "and anneal; train on more images or smaller batches")
             # steps once per batch: warm up to max_lr, then anneal far below the start LR
+            final_div = 100
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=self.max_lr, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                pct_start=self.pct_start, div_factor=self.max_lr / self.lr, final_div_factor=100)
+                optimizer, max_lr=self.max_lr, total_steps=cycle_steps,
+                pct_start=self.pct_start, div_factor=self.max_lr / self.lr, final_div_factor=final_div)
+            if self.hold_epochs:
+                # the last epochs at the cycle's floor (start LR / 100): the weights settle, so
+                # each of the last epochs scores the same network, not one still moving
+                floor = torch.optim.lr_scheduler.ConstantLR(
+                    optimizer, factor=1 / final_div, total_iters=steps_per_epoch * self.hold_epochs + 1)
+                scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, [scheduler, floor],
+                                                                  milestones=[cycle_steps])
         else:
             raise ValueError(f"unknown scheduler {self.scheduler!r}; use None or 'onecycle'")
         return optimizer, scheduler

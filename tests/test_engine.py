@@ -214,3 +214,24 @@ def test_onecycle_with_too_few_steps_says_what_to_do():
     recipe = recipes.get_recipe("final")
     with pytest.raises(ValueError, match="OneCycleLR needs more steps than 4"):
         recipe.make_optimizer(models.build("final"), 4, 1)
+
+
+def test_hold_epochs_end_the_cycle_early_and_keep_its_floor():
+    """A recipe's hold_epochs: OneCycle runs over the first epochs, then the LR stays at its floor
+    (start LR / 100) and fit still steps the pair once per batch."""
+    engine.seed_everything(0)
+    loaders = tiny_loaders(256, 64)  # 4 batches per epoch
+    recipe = recipes.get_recipe("final").with_(hold_epochs=1)
+    model = models.build("final")
+    optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), 3)
+    h = engine.fit(model, 3, loaders.train, loaders.test, optimizer, scheduler, progress=False, verbose=False)
+    cycle, held = h.batch_lr[:8], h.batch_lr[8:]
+    assert len(h.batch_lr) == 12 and max(cycle) == pytest.approx(recipe.max_lr, rel=0.05)
+    assert held == pytest.approx([recipe.lr / 100] * 4)
+    assert cycle[-2] > cycle[-1] == pytest.approx(held[0])  # the cycle anneals onto the floor, which holds
+
+
+def test_hold_epochs_must_leave_the_cycle_an_epoch():
+    recipe = recipes.get_recipe("final").with_(hold_epochs=15)
+    with pytest.raises(ValueError, match="hold_epochs=15 must be between 0 and 14"):
+        recipe.make_optimizer(models.build("final"), 100, 15)

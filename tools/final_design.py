@@ -68,15 +68,17 @@ class Deeper(nn.Module):
     ``widths = (conv1, conv2, trans1, conv3, conv4, conv5, conv6)``. With the widths
     (8, 12, 8, 10, 14, 16, 18) this is ``models.Regularized(dropout=0.0)``, weights drawn alike."""
 
-    def __init__(self, widths=(8, 16, 8, 12, 14, 14, 14)):
+    def __init__(self, widths=(8, 16, 8, 12, 14, 14, 14), padded: int = 0):
         super().__init__()
         c1, c2, t, c3, c4, c5, c6 = widths
+        # padded=1 or 2: the first one or two 3x3s of block 2 keep their map size (padding 1),
+        # so GAP averages a 6x6 or 8x8 map: more positions per weight, for more compute
         self.conv1 = conv_block(1, c1, bn=True)                 # 28 -> 26 | RF 3
         self.conv2 = conv_block(c1, c2, bn=True)                # 26 -> 24 | RF 5
         self.pool1 = nn.MaxPool2d(2, 2)                         # 24 -> 12 | RF 6
         self.trans1 = conv_block(c2, t, kernel=1, bn=True)      # 12 -> 12 | RF 6
-        self.conv3 = conv_block(t, c3, bn=True)                 # 12 -> 10 | RF 10
-        self.conv4 = conv_block(c3, c4, bn=True)                # 10 -> 8  | RF 14
+        self.conv3 = conv_block(t, c3, bn=True, padding=int(padded >= 1))  # 12 -> 10 | RF 10
+        self.conv4 = conv_block(c3, c4, bn=True, padding=int(padded >= 2))  # 10 -> 8  | RF 14
         self.conv5 = conv_block(c4, c5, bn=True)                # 8 -> 6   | RF 18
         self.conv6 = conv_block(c5, c6, bn=True)                # 6 -> 4   | RF 22
         self.gap = nn.AdaptiveAvgPool2d(1)                      # 4 -> 1   | RF 28
@@ -149,6 +151,12 @@ CANDIDATES = {
     "final_rotation_10": (START.with_(rotation=10.0), _final),
     "final_rotation_5": (START.with_(rotation=5.0), _final),
     "final_flatter": (START, lambda: Deeper((8, 12, 8, 12, 13, 16, 16))),
+    # issue 12, AMD EPYC, seeds 1-2: bigger maps at GAP (padding in block 2), small shifts
+    "final_padded_conv3": (START, lambda: Deeper((8, 12, 8, 10, 14, 16, 18), padded=1)),
+    "final_padded_conv34": (START, lambda: Deeper((8, 12, 8, 10, 14, 16, 18), padded=2)),
+    "final_shift": (START.with_(translate=0.05), _final),
+    "final_fp32": (START.with_(cpu_precision="fp32"), _final),  # train in fp32, not bf16 autocast
+    "final_hold_2": (START.with_(hold_epochs=2), _final),  # the cycle in 13 epochs, 2 at its floor
 }
 
 
