@@ -135,6 +135,37 @@ print("evaluated on:", next(iter(design[next(iter(design))].values())).meta["eva
 Markdown(report.design_markdown(design))
 
 # %% [markdown]
+# ### Margin for every seed: one change at a time from the final
+# The target asks *every* seed to hold 99.40% in each of its last 3 epochs, and the recipe chosen above (OneCycle over all 15 epochs) met it for most seeds, not all. Each row below changes one thing from that model and recipe, on the same split, from seeds 1 and 2 (`tools/final_design.py`, the `final_*` runs); "the final, run again" is the recipe itself. The rows ran on two CPUs, an Intel Xeon (peak LR, batch, weight decay, rotation 10, the three layouts, and the rerun's seed 2) and an AMD EPYC (the others): the same seed gives other last digits on each.
+
+# %%
+final_candidates = {
+    "the final, run again (OneCycle over 15 epochs)": "final_rerun",
+    "the cycle in 13 epochs, then 2 epochs at its floor LR (the hold)": "final_hold_2",
+    "the hold + BatchNorm running stats over ~100 batches (momentum 0.01)": "final_hold_2_bn_0.01",
+    "trained in fp32 instead of bf16 autocast": "final_fp32",
+    "peak LR 0.1": "final_peak_lr_0.1",
+    "peak LR 0.03": "final_peak_lr_0.03",
+    "batch 64": "final_batch64",
+    "weight decay 1e-4": "final_weight_decay",
+    "rotation +-5 degrees": "final_rotation_5",
+    "rotation +-10 degrees": "final_rotation_10",
+    "max-pool one 3x3 later (5x5 map at GAP)": "final_pool_later",
+    "block 2's first 3x3 padded (6x6 map at GAP)": "final_padded_conv3",
+    "wider block 1 (10, 14), narrower block 2": "final_wide_block1",
+    "flatter widths (12, 13, 16, 16 in block 2)": "final_flatter",
+}
+Markdown(report.design_markdown(report.load_design_runs("06_design", final_candidates, seeds=(1, 2))))
+
+# %% [markdown]
+# Two seeds cannot separate rows a few hundredths apart, so the two candidates that matter, the final as it was and with the hold, ran two more seeds each (3 and 4, AMD EPYC):
+
+# %%
+Markdown(report.design_markdown(report.load_design_runs(
+    "06_design", {"OneCycle over 15 epochs": "final_rerun", "the cycle in 13 epochs + a 2-epoch hold": "final_hold_2"},
+    seeds=(1, 2, 3, 4))))
+
+# %% [markdown]
 # ## The peak learning rate: an LR range test
 # A throwaway copy of the model trains for 200 batches while the LR rises from 0.0001 to 1; the loss falls fastest a little below the LR where it stops falling. OneCycle's peak is chosen from that region.
 
@@ -164,16 +195,16 @@ history.meta["device_name"] = report.device_description(device)
 report.save_history(history, recipe.name, quick=settings.quick);  # results/<step>.json, for later notebooks
 
 # %% [markdown]
-# ## Ablation: the schedule with and without Nesterov momentum
-# The same recipe from the same seed with 05's plain momentum, against 05 (constant LR 0.01, plain momentum) and the run above. One seed each.
+# ## Ablation: the schedule with and without the hold
+# The same recipe from the same seed with its cycle stretched over all 15 epochs (`hold_epochs=0`, the recipe before the hold), against 05 (constant LR 0.01, plain momentum) and the run above. One seed each, on the test set: this measures what the hold did to this seed, it did not choose it (the validation tables above did).
 
 # %%
 engine.seed_everything(SEED)
-plain_momentum = recipes.run(recipe.with_(nesterov=False), SEED, model=Regularized(dropout=0.0), device=device,
-                             settings=settings, progress=False, verbose=False).history
+no_hold = recipes.run(recipe.with_(hold_epochs=0), SEED, model=Regularized(dropout=0.0), device=device,
+                      settings=settings, progress=False, verbose=False).history
 Markdown(report.compare_markdown({"05: constant LR 0.01, momentum": report.load_history("05_augmentation"),
-                                  "OneCycle, plain momentum": plain_momentum,
-                                  "OneCycle, Nesterov momentum (this run)": history}))
+                                  "OneCycle over all 15 epochs, no hold": no_hold,
+                                  "OneCycle in 13 epochs + 2 at the floor (this run)": history}))
 
 # %% [markdown]
 # ## Curves

@@ -233,5 +233,13 @@ def test_hold_epochs_end_the_cycle_early_and_keep_its_floor():
 
 def test_hold_epochs_must_leave_the_cycle_an_epoch():
     recipe = recipes.get_recipe("final").with_(hold_epochs=15)
-    with pytest.raises(ValueError, match="hold_epochs=15 must be between 0 and 14"):
+    with pytest.raises(ValueError, match="holds its LR at the floor for the last 15 epochs.*at least 16 epochs, not 15"):
         recipe.make_optimizer(models.build("final"), 100, 15)
+
+
+def test_bn_momentum_reaches_every_batchnorm_layer():
+    model = models.build("final")
+    assert recipes.set_bn_momentum(model, 0.01) == 7
+    assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.01}
+    with pytest.raises(ValueError, match="bn_momentum must be in"):
+        recipes.set_bn_momentum(model, 0.0)
