@@ -19,7 +19,8 @@ import torch
 
 from eva_utils import cli, data, engine, fsutil, models, recipes, sources
 
-TINY = ["--epochs", "1", "--train-limit", "256", "--test-limit", "200", "--no-progress"]
+TINY = ["--epochs", "3", "--train-limit", "256", "--test-limit", "200", "--no-progress"]  # 3: the final recipe's
+# shortest run (one epoch of OneCycle + its 2-epoch hold)
 
 
 def one_error_line(stderr: str) -> str:
@@ -367,7 +368,7 @@ def test_ctrl_c_in_the_second_epoch_names_the_last_checkpoint(tmp_path, monkeypa
 
 def test_ctrl_c_without_checkpoint_dir_says_how_to_keep_one(monkeypatch, capsys, mnist_root):
     interrupt_on_call(monkeypatch, 2)
-    assert cli.main(["train", "--epochs", "2", "--train-limit", "256", "--test-limit", "200",
+    assert cli.main(["train", "--epochs", "3", "--train-limit", "256", "--test-limit", "200",
                      "--batch-size", "16", "--no-progress"]) == 130
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1] == ("interrupted; no checkpoint was written "

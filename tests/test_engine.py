@@ -213,7 +213,7 @@ def test_fp16_training_uses_a_gradient_scaler_that_fit_keeps(monkeypatch):
 def test_onecycle_with_too_few_steps_says_what_to_do():
     recipe = recipes.get_recipe("final")
     with pytest.raises(ValueError, match="OneCycleLR needs more steps than 4"):
-        recipe.make_optimizer(models.build("final"), 4, 1)
+        recipe.make_optimizer(models.build("final"), 4, 3)  # 3 epochs: 1 in the cycle + the 2 held
 
 
 def test_hold_epochs_end_the_cycle_early_and_keep_its_floor():
