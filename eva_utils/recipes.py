@@ -5,8 +5,8 @@ A notebook and the command line train a step the same way by reading its
 notebook 06's seed-2 row exactly (on the same machine and torch version).
 
 Quick mode: with ``EVA_SMOKE=1`` in the environment (CI only, never what is committed)
-every run uses a few hundred images and one epoch, so nbval can execute all notebooks
-in minutes. :func:`quick_mode` and :meth:`Recipe.run_settings` read it.
+every run uses a few hundred images and one epoch (plus the epochs a recipe holds its LR
+at the floor, so the whole schedule runs), so nbval can execute all notebooks in minutes. :func:`quick_mode` and :meth:`Recipe.run_settings` read it.
 """
 from __future__ import annotations
 
