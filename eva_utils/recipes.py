@@ -374,9 +374,9 @@ def run(recipe: Recipe, seed: int = 1, *, device=None, settings: Optional[RunSet
     exactly the command line's for the same class and seed.
     """
     settings = settings or recipe.run_settings()
-    recipe.check_epochs(settings.epochs)
-    device = engine.pick_device(device)
     classic = None if fast else recipe.classic_transform()  # refuses what only the fast path does
+    recipe.check_epochs(settings.epochs)  # both before any data is loaded
+    device = engine.pick_device(device)
     if model is None:
         engine.seed_everything(seed)
         model = models.build(recipe.model, **(model_kwargs or {}))

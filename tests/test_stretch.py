@@ -98,7 +98,7 @@ def test_stretch_target_counts_parameters():
 
 
 def test_run_on_the_validation_split_logs_validation(capsys):
-    recipe = recipes.get_recipe("final").with_(epochs=1, batch_size=32)
+    recipe = recipes.get_recipe("final").with_(epochs=1, batch_size=32, hold_epochs=0)  # one epoch: no hold
     settings = recipes.RunSettings(1, train_limit=512, test_limit=100)
     r = recipes.run(recipe, 3, device="cpu", settings=settings, valid_size=1000, progress=False)
     out = capsys.readouterr().out
