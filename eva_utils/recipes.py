@@ -6,7 +6,8 @@ notebook 06's seed-2 row exactly (on the same machine and torch version).
 
 Quick mode: with ``EVA_SMOKE=1`` in the environment (CI only, never what is committed)
 every run uses a few hundred images and one epoch (plus the epochs a recipe holds its LR
-at the floor, so the whole schedule runs), so nbval can execute all notebooks in minutes. :func:`quick_mode` and :meth:`Recipe.run_settings` read it.
+at the floor, so the whole schedule runs), so nbval can execute all notebooks in minutes.
+:func:`quick_mode` and :meth:`Recipe.run_settings` read it.
 """
 from __future__ import annotations
 
