@@ -138,7 +138,6 @@ def cmd_train(args) -> int:
         settings = recipe.run_settings(args.epochs)  # EVA_SMOKE: a few hundred images, one epoch (+ any held)
     else:
         settings = recipes.RunSettings(args.epochs or recipe.epochs, args.train_limit, args.test_limit)
-    recipe.check_epochs(settings.epochs)
     device = engine.pick_device(args.device)
     speed = recipe.speed(device, precision=None if args.precision == "auto" else args.precision,
                          compile=args.compile or None)

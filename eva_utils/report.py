@@ -138,7 +138,8 @@ def results_markdown(history, title: str = "Results", quick: bool = False,
         f"*{target_line}.*",
     ]
     if quick:
-        lines += ["", "**Quick mode (EVA_SMOKE): a few hundred images, one epoch (plus any held at the floor LR). Not a real result.**"]
+        lines += ["", "**Quick mode (EVA_SMOKE): a few hundred images, one epoch (plus any held at the floor LR). "
+                  "Not a real result.**"]
     return "\n".join(lines)
 
 

@@ -233,7 +233,8 @@ def test_hold_epochs_end_the_cycle_early_and_keep_its_floor():
 
 def test_hold_epochs_must_leave_the_cycle_an_epoch():
     recipe = recipes.get_recipe("final").with_(hold_epochs=15)
-    with pytest.raises(ValueError, match="holds its LR at the floor for the last 15 epochs.*at least 16 epochs, not 15"):
+    with pytest.raises(ValueError,
+                       match="holds its LR at the floor for the last 15 epochs.*at least 16 epochs, not 15"):
         recipe.make_optimizer(models.build("final"), 100, 15)
 
 
