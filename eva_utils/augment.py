@@ -37,12 +37,15 @@ def affine_theta(
     translate_px: Optional[torch.Tensor] = None,
     scale: Optional[torch.Tensor] = None,
     size: tuple[int, int] = (28, 28),
+    shear_deg: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """(N, 2, 3) matrices for ``affine_grid``: output pixel -> input pixel, normalised.
 
-    The forward map turns an image by ``angle_deg`` counter-clockwise (y points down
-    in images), scales it by ``scale`` and shifts it by ``translate_px`` (dx, dy in
-    pixels); ``affine_grid`` needs its inverse.
+    The forward map slants an image by ``shear_deg`` about its centre (x' = x - tan(s) * y,
+    with y pointing down in images: a positive angle leans it to the right, as torchvision's
+    ``affine(shear=[s, 0])`` does), turns
+    it by ``angle_deg`` counter-clockwise, scales it by ``scale`` and shifts it by
+    ``translate_px`` (dx, dy in pixels); ``affine_grid`` needs its inverse.
     """
     n = len(angle_deg)
     h, w = size
@@ -60,6 +63,11 @@ def affine_theta(
         tx, ty = 2 * t[:, 0] / w, 2 * t[:, 1] / h  # pixels -> normalised units
         theta[:, 0, 2] = -(theta[:, 0, 0] * tx + theta[:, 0, 1] * ty)
         theta[:, 1, 2] = -(theta[:, 1, 0] * tx + theta[:, 1, 1] * ty)
+    if shear_deg is not None:
+        # input = S^-1 (R^-1 output + t): the inverse shear, in normalised units, applied last
+        unshear = torch.eye(2, dtype=torch.float64).repeat(n, 1, 1)
+        unshear[:, 0, 1] = torch.tan(torch.deg2rad(shear_deg.double())) * h / w
+        theta = unshear @ theta
     return theta
 
 
@@ -77,7 +85,8 @@ class RandomAffine:
 
     ``RandomAffine(degrees=7)`` is the batched twin of the course's
     ``transforms.RandomRotation((-7.0, 7.0), fill=(1,))``.
-    ``translate=(a, b)``: shift by up to a*W, b*H pixels; ``scale=(lo, hi)``.
+    ``translate=(a, b)``: shift by up to a*W, b*H pixels; ``scale=(lo, hi)``;
+    ``shear=s``: slant by up to +-s degrees along x (torchvision's single-value ``shear``).
     Note that with nearest interpolation (the course's, and PIL's default) a 28x28
     image turned by less than about 2 degrees comes out unchanged: no pixel moves
     by half a pixel. ``mode="bilinear"`` changes every draw a little.
@@ -88,8 +97,11 @@ class RandomAffine:
     scale: Optional[Sequence[float]] = None
     fill: float = COURSE_FILL
     mode: str = "nearest"
+    shear: Optional[float] = None
 
     def __post_init__(self):
+        if self.shear is not None and not 0 <= self.shear < 90:
+            raise ValueError(f"shear is the largest slant in degrees, in [0, 90), got {self.shear}")
         if isinstance(self.degrees, (int, float)):
             if self.degrees < 0:
                 raise ValueError(f"degrees must be >= 0, got {self.degrees}")
@@ -107,7 +119,8 @@ class RandomAffine:
             shift = torch.stack([_uniform(n, -max_dx, max_dx, generator),
                                  _uniform(n, -max_dy, max_dy, generator)], dim=1).round()
         scale = None if self.scale is None else _uniform(n, *self.scale, generator)
-        return affine_theta(angle, shift, scale, size)
+        shear = None if not self.shear else _uniform(n, -self.shear, self.shear, generator)  # drawn last
+        return affine_theta(angle, shift, scale, size, shear)
 
     def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         theta = self.sample(len(x), tuple(x.shape[-2:]), generator)

@@ -361,7 +361,7 @@ def set_bn_momentum(model: torch.nn.Module, momentum: float) -> int:
 def run(recipe: Recipe, seed: int = 1, *, device=None, settings: Optional[RunSettings] = None,
         valid_size: int = 0, fast: bool = True, root=None, speed=None, checkpoint_dir=None,
         progress: bool = True, verbose: bool = True, model_kwargs: Optional[dict] = None,
-        model: Optional[torch.nn.Module] = None) -> Run:
+        model: Optional[torch.nn.Module] = None, augment=None) -> Run:
     """Train ``recipe`` from ``seed``: the one path behind the CLI and the notebooks' loops.
 
     Order: seed everything, draw the weights, build the loaders (their shuffling and
@@ -373,16 +373,24 @@ def run(recipe: Recipe, seed: int = 1, *, device=None, settings: Optional[RunSet
     edit) instead of ``recipe.model`` from the registry. The caller has drawn its weights
     after ``engine.seed_everything(seed)``, so nothing is re-seeded here: the run is then
     exactly the command line's for the same class and seed.
+
+    ``augment``: a batched augmentation (:mod:`eva_utils.augment`) used instead of the
+    recipe's, for design searches that try one a Recipe has no field for (a slant,
+    bilinear rotation); fast path only.
     """
     settings = settings or recipe.run_settings()
+    if augment is not None and not fast:
+        raise ValueError("a custom augment is batched, for the fast path only; drop fast=False")
     classic = None if fast else recipe.classic_transform()  # refuses what only the fast path does
     recipe.check_epochs(settings.epochs)  # both before any data is loaded
     device = engine.pick_device(device)
     if model is None:
         engine.seed_everything(seed)
         model = models.build(recipe.model, **(model_kwargs or {}))
+    if fast and augment is None:
+        augment = recipe.make_augment()
     loaders = data.loaders(recipe.batch_size, dataset=recipe.dataset, fast=fast, rotation=recipe.rotation,
-                           augment=recipe.make_augment() if fast else None, classic_transform=classic,
+                           augment=augment, classic_transform=classic,
                            device=device, root=root, seed=seed, train_limit=settings.train_limit,
                            test_limit=settings.test_limit, valid_size=valid_size)
     speed = speed or recipe.speed(device)

@@ -195,3 +195,39 @@ def test_bad_loader_input_is_refused():
         data.TensorLoader(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(3))
     with pytest.raises(ValueError, match="classic path"):
         data.loaders(64, fast=False, augment=augment.RandomAffine(), train_limit=64)
+
+
+def test_shear_leans_a_bar_like_torchvision():
+    """A positive slant leans the top of a vertical bar to the right, as torchvision's affine does."""
+    from torchvision.transforms import functional as TF
+
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 4:24, 13:15] = 1.0
+    theta = augment.affine_theta(torch.zeros(1), size=(28, 28), shear_deg=torch.tensor([20.0]))
+    ours = augment.warp(x, theta, fill=0.0)
+    theirs = TF.affine(x, angle=0.0, translate=[0, 0], scale=1.0, shear=[20.0, 0.0])
+
+    def column(image, row):  # the bar's horizontal centre in one row
+        return float((image[0, 0, row] * torch.arange(28)).sum() / image[0, 0, row].sum())
+
+    assert column(ours, 6) > 14.5 > 12.5 > column(ours, 22)  # top right, bottom left
+    for row in (6, 14, 22):
+        assert abs(column(ours, row) - column(theirs, row)) < 0.6
+    unchanged = augment.affine_theta(torch.zeros(1), size=(28, 28), shear_deg=torch.zeros(1))
+    assert torch.allclose(unchanged, augment.affine_theta(torch.zeros(1), size=(28, 28)))
+
+
+def test_random_shear_draws_per_image_and_refuses_bad_ranges():
+    image = torch.rand(1, 1, 28, 28).repeat(8, 1, 1, 1)
+    slant = augment.RandomAffine(degrees=0.0, shear=15.0, mode="bilinear")
+    theta = slant.sample(8, (28, 28), torch.Generator().manual_seed(0))
+    angles = torch.rad2deg(torch.atan(theta[:, 0, 1]))  # no rotation: the entry is tan(shear)
+    assert len(set(angles.tolist())) == 8 and angles.abs().max() <= 15.0
+    assert len({tuple(o.flatten().tolist()) for o in slant(image, torch.Generator().manual_seed(0))}) == 8
+    # without a shear the draws (and so the course's rotation) are exactly as before
+    plain, also = augment.RandomAffine(degrees=7.0), augment.RandomAffine(degrees=7.0, shear=0.0)
+    assert torch.equal(plain.sample(8, (28, 28), torch.Generator().manual_seed(3)),
+                       also.sample(8, (28, 28), torch.Generator().manual_seed(3)))
+    for bad in (-1.0, 90.0):
+        with pytest.raises(ValueError, match="shear"):
+            augment.RandomAffine(shear=bad)

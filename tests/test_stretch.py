@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from eva_utils import data, engine, models, recipes
+from eva_utils import augment, data, engine, models, recipes
 from eva_utils.engine import History
 
 
@@ -105,6 +105,20 @@ def test_run_on_the_validation_split_logs_validation(capsys):
     assert "Validation set: Average loss" in out and "Test set" not in out
     assert r.history.test_total == [1000] and r.history.meta["valid_size"] == 1000
     assert len(r.loaders.train.images) == 512 and len(r.history.batch_lr) == 16
+
+
+def test_run_trains_with_a_design_searchs_own_augmentation():
+    """``recipes.run(augment=...)`` (tools/final_design.py's slant and bilinear candidates) uses the
+    augmentation it is given instead of the recipe's, and only on the fast path."""
+    recipe = recipes.get_recipe("final").with_(hold_epochs=0, batch_size=32)  # one epoch: no hold
+    slant = augment.RandomAffine(degrees=7.0, shear=10.0)
+    settings = recipes.RunSettings(1, train_limit=256, test_limit=100)
+    r = recipes.run(recipe, 1, device="cpu", settings=settings, augment=slant, progress=False, verbose=False)
+    assert r.loaders.train.augment is slant and len(r.history.test_acc) == 1
+    plain = recipes.run(recipe, 1, device="cpu", settings=settings, progress=False, verbose=False)
+    assert plain.loaders.train.augment == recipe.make_augment()  # without it, the recipe's own
+    with pytest.raises(ValueError, match="fast path only"):
+        recipes.run(recipe, 1, device="cpu", fast=False, settings=settings, augment=slant)
 
 
 def test_shift_and_zoom_need_the_fast_loader():

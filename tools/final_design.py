@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from eva_utils import engine, recipes, report  # noqa: E402
-from eva_utils.models import Regularized, check_input, conv_block  # noqa: E402
+from eva_utils import augment, engine, recipes, report  # noqa: E402
+from eva_utils.models import Regularized, Stretch, check_input, conv_block  # noqa: E402
 
 VALIDATION = 10_000
 REFERENCE_RUNS = Path(__file__).resolve().parent.parent / "eva_utils" / "results"
@@ -124,16 +124,44 @@ class PoolLater(nn.Module):
         return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
 
 
+class FiveDeep(nn.Module):
+    """Block 2 five 3x3s (RF 26 before GAP, a 2x2 map): one more than the final model, paid for
+    by narrower layers, ``widths = (conv1, conv2, trans1, conv3, conv4, conv5, conv6, conv7)``."""
+
+    def __init__(self, widths=(8, 10, 8, 10, 12, 12, 14, 16)):
+        super().__init__()
+        c1, c2, t, c3, c4, c5, c6, c7 = widths
+        self.conv1 = conv_block(1, c1, bn=True)                 # 28 -> 26 | RF 3
+        self.conv2 = conv_block(c1, c2, bn=True)                # 26 -> 24 | RF 5
+        self.pool1 = nn.MaxPool2d(2, 2)                         # 24 -> 12 | RF 6
+        self.trans1 = conv_block(c2, t, kernel=1, bn=True)      # 12 -> 12 | RF 6
+        self.conv3 = conv_block(t, c3, bn=True)                 # 12 -> 10 | RF 10
+        self.conv4 = conv_block(c3, c4, bn=True)                # 10 -> 8  | RF 14
+        self.conv5 = conv_block(c4, c5, bn=True)                # 8 -> 6   | RF 18
+        self.conv6 = conv_block(c5, c6, bn=True)                # 6 -> 4   | RF 22
+        self.conv7 = conv_block(c6, c7, bn=True)                # 4 -> 2   | RF 26
+        self.gap = nn.AdaptiveAvgPool2d(1)                      # 2 -> 1   | RF 28
+        self.head = nn.Conv2d(c7, 10, 1, bias=False)
+
+    def forward(self, x):
+        check_input(x)
+        x = self.trans1(self.pool1(self.conv2(self.conv1(x))))
+        x = self.conv7(self.conv6(self.conv5(self.conv4(self.conv3(x)))))
+        return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
+
+
 # 06's recipe as the search knew it: OneCycle over all 15 epochs, Nesterov, peak LR 0.05, rotation
 # +-7 (issue 12 then added the hold: RECIPES["final"] is START.with_(hold_epochs=2))
 START = recipes.RECIPES["final"].with_(hold_epochs=0, bn_momentum=None)
+FINAL = recipes.RECIPES["final"]  # with the hold
 
 
 def _final():
     return Regularized(dropout=0.0)
 
 
-#: candidate -> (recipe, model factory). Each is one change from "onecycle" (or two, tried together).
+#: candidate -> (recipe, model factory[, augmentation factory: instead of the recipe's]). Each is
+#: one change from "onecycle" (or two, tried together), or from the final recipe (the last group).
 CANDIDATES = {
     "onecycle": (START, FirstGap),
     "ema": (START.with_(ema=0.999), FirstGap),
@@ -167,6 +195,13 @@ CANDIDATES = {
     "final_fp32": (START.with_(cpu_precision="fp32"), _final),  # train in fp32, not bf16 autocast
     "final_hold_2": (START.with_(hold_epochs=2), _final),  # the cycle in 13 epochs, 2 at its floor
     "final_hold_2_bn_0.01": (START.with_(hold_epochs=2, bn_momentum=0.01), _final),
+    # issue 12, a second AMD EPYC session: one change each from the final recipe (with the hold)
+    "final_hold_1": (START.with_(hold_epochs=1), _final),  # the cycle in 14 epochs, 1 at its floor
+    "final_shift_0.05": (FINAL.with_(translate=0.05), _final),  # + shifts of up to 1.4 px
+    "final_bilinear": (FINAL, _final, lambda: augment.RandomAffine(degrees=FINAL.rotation, mode="bilinear")),
+    "final_shear_10": (FINAL, _final, lambda: augment.RandomAffine(degrees=FINAL.rotation, shear=10.0)),
+    "final_separable": (FINAL, lambda: Stretch(widths=(10, 20, 12, 20, 28))),  # 07's block 2 at 7,674
+    "final_five_3x3": (FINAL, FiveDeep),  # 7,836 parameters
 }
 
 
@@ -174,12 +209,12 @@ def main(argv: list[str]) -> None:
     names = argv[0].split(",") if argv else list(CANDIDATES)
     seeds = [int(s) for s in argv[1].split(",")] if len(argv) > 1 else [1, 2]
     for name in names:
-        recipe, factory = CANDIDATES[name]
+        recipe, factory, *augmentation = CANDIDATES[name]
         for seed in seeds:
             start = time.perf_counter()
             engine.seed_everything(seed)  # before the weights are drawn, as the command line does
-            history = recipes.run(recipe, seed, model=factory(), valid_size=VALIDATION,
-                                  progress=False, verbose=False).history
+            history = recipes.run(recipe, seed, model=factory(), valid_size=VALIDATION, progress=False,
+                                  verbose=False, augment=augmentation[0]() if augmentation else None).history
             history.batch_lr = []  # the per-step LRs are the recipe's; kept out of the shipped package
             history.meta.update(device_name=report.device_description("cpu"), variant=name,
                                 evaluated_on=f"validation: the last {VALIDATION:,} training images")
