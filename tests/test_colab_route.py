@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("0[1-7]_*.ipynb"))
@@ -39,8 +40,23 @@ def installed(tmp_path_factory) -> Path:
     return target
 
 
-def run_alone(notebook: str, installed: Path, folder: Path) -> nbformat.NotebookNode:
+#: A quick-mode cell takes seconds; one silent this long lost a kernel message (seen once in CI,
+#: kernel and client both idle): the notebook is run once more from a fresh kernel instead of hanging.
+CELL_TIMEOUT_S = 240
+
+
+def run_alone(notebook: str, installed: Path, folder: Path, tries: int = 2) -> nbformat.NotebookNode:
     """Copy ``notebook`` alone into ``folder`` and execute it there, importing the installed copy."""
+    try:
+        return _execute_alone(notebook, installed, folder)
+    except CellTimeoutError:
+        if tries <= 1:
+            raise
+        print(f"{notebook}: a cell was silent for {CELL_TIMEOUT_S} s; running it again in a fresh kernel")
+        return run_alone(notebook, installed, folder.with_name(folder.name + "_again"), tries - 1)
+
+
+def _execute_alone(notebook: str, installed: Path, folder: Path) -> nbformat.NotebookNode:
     folder.mkdir()
     shutil.copy(REPO / "notebooks" / notebook, folder / notebook)
     nb = nbformat.read(folder / notebook, as_version=4)
@@ -51,7 +67,7 @@ def run_alone(notebook: str, installed: Path, folder: Path) -> nbformat.Notebook
         "print('imported', eva_utils.__file__)"))
     env = {**os.environ, "EVA_SMOKE": "1", "PYTHONPATH": str(installed), "OMP_NUM_THREADS": "1"}
     env.pop("EVA_RESULTS", None)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
+    NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                    resources={"metadata": {"path": str(folder)}}).execute(env=env)  # env: the kernel's
     return nb
 
