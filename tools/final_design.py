@@ -113,7 +113,12 @@ class Deeper(nn.Module):
         self.conv5 = conv_block(c4, c5, bn=True)                # 8 -> 6   | RF 18
         self.conv6 = conv_block(c5, c6, bn=True)                # 6 -> 4   | RF 22
         self.gap = nn.AdaptiveAvgPool2d(1)                      # 4 -> 1   | RF 28
-        self.head = nn.Conv2d(c6, 10, 1, bias=False)
+        self.head = nn.Conv2d(self.head_inputs(widths), 10, 1, bias=False)
+
+    @staticmethod
+    def head_inputs(widths) -> int:
+        """The head's input channels: conv6's (a subclass may feed it more)."""
+        return widths[-1]
 
     def forward(self, x):
         check_input(x)
@@ -173,24 +178,17 @@ class FiveDeep(nn.Module):
         return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
 
 
-class MultiScale(nn.Module):
+class MultiScale(Deeper):
     """The final model with a two-scale head: GAP of conv5's 6x6 map (RF 18, strokes) and of
     conv6's 4x4 map (RF 22, parts) side by side, one 1x1 conv from both to the 10 classes.
     conv6 narrows from 18 to 17 channels to pay for the wider head (7,976 parameters)."""
 
     def __init__(self, widths=(8, 12, 8, 10, 14, 16, 17)):
-        super().__init__()
-        c1, c2, t, c3, c4, c5, c6 = widths
-        self.conv1 = conv_block(1, c1, bn=True)                 # 28 -> 26 | RF 3
-        self.conv2 = conv_block(c1, c2, bn=True)                # 26 -> 24 | RF 5
-        self.pool1 = nn.MaxPool2d(2, 2)                         # 24 -> 12 | RF 6
-        self.trans1 = conv_block(c2, t, kernel=1, bn=True)      # 12 -> 12 | RF 6
-        self.conv3 = conv_block(t, c3, bn=True)                 # 12 -> 10 | RF 10
-        self.conv4 = conv_block(c3, c4, bn=True)                # 10 -> 8  | RF 14
-        self.conv5 = conv_block(c4, c5, bn=True)                # 8 -> 6   | RF 18
-        self.conv6 = conv_block(c5, c6, bn=True)                # 6 -> 4   | RF 22
-        self.gap = nn.AdaptiveAvgPool2d(1)                      # 6 -> 1 and 4 -> 1
-        self.head = nn.Conv2d(c5 + c6, 10, 1, bias=False)
+        super().__init__(widths)  # GAP: 6 -> 1 (conv5) and 4 -> 1 (conv6)
+
+    @staticmethod
+    def head_inputs(widths) -> int:
+        return widths[-2] + widths[-1]  # conv5's and conv6's channels
 
     def forward(self, x):
         check_input(x)
@@ -214,10 +212,10 @@ class CleanAfter:
         return self.step(x, generator) if self.seen <= self.batches else x
 
 
-def _rotation_until_hold(recipe=None):
-    recipe = recipe or FINAL
-    per_epoch = math.ceil((60_000 - VALIDATION) / recipe.batch_size)  # the TensorLoader's len
-    return CleanAfter(recipe.make_augment(), per_epoch * (recipe.epochs - recipe.hold_epochs))
+def _rotation_until_hold():
+    """The final recipe's rotation for the cycle's epochs, none in the hold's."""
+    per_epoch = math.ceil((60_000 - VALIDATION) / FINAL.batch_size)  # the TensorLoader's len
+    return CleanAfter(FINAL.make_augment(), per_epoch * (FINAL.epochs - FINAL.hold_epochs))
 
 
 # 06's recipe as the search knew it: OneCycle over all 15 epochs, Nesterov, peak LR 0.05, rotation
