@@ -34,6 +34,9 @@ def quick_mode() -> bool:
     return os.environ.get("EVA_SMOKE", "").strip().lower() not in ("", "0", "false", "no")
 
 
+DEFAULT_MOMENTUM = 0.9  # SGD momentum of the course (05 and before; OneCycle cycles its own)
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """Epochs and data limits of one run (full, or quick in CI)."""
@@ -64,7 +67,7 @@ class Recipe:
     mean_fill: bool = False          # crop padding and cutout holes take the mean pixel (09)
     optimizer: str = "sgd"           # "sgd" (with momentum) or "adamw"
     lr: float = 0.01                 # learning rate (the start LR under OneCycle)
-    momentum: float = 0.9
+    momentum: float = DEFAULT_MOMENTUM  # SGD's (constant-LR recipes; OneCycle cycles it 0.95 -> 0.85 -> 0.95)
     nesterov: bool = False
     weight_decay: float = 0.0
     scheduler: Optional[str] = None  # None (constant LR) or "onecycle" (06 on)
@@ -131,7 +134,13 @@ class Recipe:
         return {"label_smoothing": self.label_smoothing, "ema": self.ema}
 
     def check_epochs(self, epochs: int) -> None:
-        """Refuse, before any data is loaded, a run too short for this recipe's schedule."""
+        """Refuse, before any data is loaded, a run too short for this recipe's schedule, or a
+        momentum the schedule would silently overwrite (OneCycleLR cycles SGD's momentum between
+        0.95 and 0.85 itself, so a recipe's own ``momentum`` would never be used)."""
+        if self.scheduler == "onecycle" and self.momentum != DEFAULT_MOMENTUM:
+            raise ValueError(f"recipe {self.name!r} sets momentum={self.momentum}, but OneCycleLR cycles "
+                             f"SGD's momentum between 0.85 and 0.95 itself and would ignore it; leave "
+                             f"momentum at {DEFAULT_MOMENTUM}")
         if self.scheduler == "onecycle" and not 0 <= self.hold_epochs < epochs:
             raise ValueError(f"recipe {self.name!r} holds its LR at the floor for the last {self.hold_epochs} "
                              f"epochs after the OneCycle, so it needs at least {self.hold_epochs + 1} epochs, "

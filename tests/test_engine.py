@@ -238,6 +238,20 @@ def test_hold_epochs_must_leave_the_cycle_an_epoch():
         recipe.make_optimizer(models.build("final"), 100, 15)
 
 
+def test_onecycle_cycles_the_momentum_so_a_recipes_own_is_refused():
+    """OneCycleLR overwrites SGD's momentum (0.95 -> 0.85 -> 0.95) at every step: a recipe that
+    asks for another momentum under it would train exactly as if it had not, so it is refused."""
+    recipe = recipes.get_recipe("final")
+    optimizer, scheduler = recipe.make_optimizer(models.build("final"), 100, 15)
+    assert optimizer.param_groups[0]["momentum"] == pytest.approx(0.95)  # the cycle's, set at once
+    with pytest.raises(ValueError, match="sets momentum=0.95, but OneCycleLR cycles"):
+        recipe.with_(momentum=0.95).make_optimizer(models.build("final"), 100, 15)
+    with pytest.raises(ValueError, match="OneCycleLR cycles"):
+        recipes.run(recipe.with_(momentum=0.8), progress=False, verbose=False)  # before any data
+    constant = recipes.get_recipe("augmentation").with_(momentum=0.8)  # no schedule: it is used
+    assert constant.make_optimizer(models.build("final"), 100)[0].param_groups[0]["momentum"] == 0.8
+
+
 def test_bn_momentum_reaches_every_batchnorm_layer():
     model = models.build("final")
     assert recipes.set_bn_momentum(model, 0.01) == 7

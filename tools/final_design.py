@@ -36,8 +36,10 @@ parameters (99.39 / 99.42 / 99.28 / 99.35: 99.36), five 3x3s in block 2 (99.39 /
 A third AMD EPYC session, seeds 1-2 against the final's 99.42 / 99.42: SiLU (99.44 / 99.35) and
 GELU (99.43 / 99.35) instead of ReLU, label smoothing 0.1 (99.29 / 99.23, train accuracy down to
 99.4), AdamW under the same OneCycle shape (start 0.001, peak 0.01, weight decay 0.01:
-99.29 / 99.45), Nesterov momentum 0.95 (99.42 / 99.42) and each block's ReLU before its
-BatchNorm (99.36 / 99.36): none raised the level. (Their histories are shipped with the others.)
+99.29 / 99.45) and each block's ReLU before its BatchNorm (99.36 / 99.36): none raised the
+level. (Nesterov momentum 0.95 was tried too and scored exactly the final's digits: OneCycleLR
+cycles SGD's momentum between 0.95 and 0.85 itself, so the recipe's value was never used. The
+run was dropped, and a recipe that sets a momentum under OneCycle is now refused.) Their histories are shipped with the others.
 
 A fourth AMD EPYC session, seeds 1-2: a two-scale head (GAP of
 conv5 and conv6, :class:`MultiScale`, 99.39 / 99.37), steeper widths to 22 channels (99.36 /
@@ -299,9 +301,8 @@ CANDIDATES = {
     "final_silu": (FINAL, _final_with(nn.SiLU)),
     "final_gelu": (FINAL, _final_with(nn.GELU)),
     "final_label_smoothing": (FINAL.with_(label_smoothing=0.1), _final),
-    # ... Adam(W) under the same OneCycle shape (peak 0.01), momentum 0.95, ReLU before BN
+    # ... Adam(W) under the same OneCycle shape (peak 0.01), ReLU before BN
     "final_adamw": (FINAL.with_(optimizer="adamw", lr=0.001, max_lr=0.01, weight_decay=0.01), _final),
-    "final_momentum_0.95": (FINAL.with_(momentum=0.95), _final),
     "final_relu_before_bn": (FINAL, _final_relu_before_bn),
     # issue 12, a fourth AMD EPYC session: steeper widths, batch 256 (LR x2), the warm-up's share,
     # a two-scale head
