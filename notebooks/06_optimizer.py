@@ -192,6 +192,29 @@ Markdown(report.design_markdown(report.load_design_runs(
     "06_design", {label: second_round[label] for label in closest}, seeds=(1, 2, 3, 4))))
 
 # %% [markdown]
+# ### Later rounds from the final (with the hold)
+# Three later sessions (issue 12: margin for every seed) tried more changes, one at a time from the final model and recipe, on the same split and seeds 1 and 2 (AMD EPYC; `tools/final_design.py`, the last `final_*` runs): smooth activations, ReLU before BatchNorm, label smoothing, AdamW; a two-scale head, steeper widths, batch 256, other warm-up shares, no rotation in the hold; a longer hold and an EMA of the weights on top of it.
+
+# %%
+later_rounds = {
+    "the final (the cycle in 13 epochs + a 2-epoch hold)": "final_hold_2",
+    "SiLU instead of ReLU": "final_silu",
+    "GELU instead of ReLU": "final_gelu",
+    "each block's ReLU before its BatchNorm": "final_relu_before_bn",
+    "label smoothing 0.1": "final_label_smoothing",
+    "AdamW (peak LR 0.01, weight decay 0.01)": "final_adamw",
+    "two-scale head: GAP of conv5 and conv6 (7,976 parameters)": "final_multiscale",
+    "steeper widths, up to 22 channels (7,960 parameters)": "final_steeper",
+    "batch 256, LRs doubled": "final_batch256",
+    "warm-up share 0.4 instead of 0.25": "final_pct_0.4",
+    "warm-up share 0.15": "final_pct_0.15",
+    "no rotation in the 2 hold epochs": "final_clean_hold",
+    "the cycle in 12 epochs + a 3-epoch hold": "final_hold_3",
+    "the hold + EMA of the weights (0.999)": "final_hold_2_ema",
+}
+Markdown(report.design_markdown(report.load_design_runs("06_design", later_rounds, seeds=(1, 2))))
+
+# %% [markdown]
 # ## The peak learning rate: an LR range test
 # A throwaway copy of the model trains for 200 batches while the LR rises from 0.0001 to 1; the loss falls fastest a little below the LR where it stops falling. OneCycle's peak is chosen from that region.
 
