@@ -10,7 +10,10 @@ tensors from :mod:`eva_utils.sources`. The same rules hold for every dataset:
 * images are normalised with the published statistics (MNIST) or with those of the images
   the model trains on (:attr:`~eva_utils.datasets.DatasetInfo.stats_from_training`);
 * ``augment`` is a batched callable from :mod:`eva_utils.augment` (None: no augmentation),
-  as a recipe's :meth:`~eva_utils.recipes.Recipe.make_augment` builds it.
+  as a recipe's :meth:`~eva_utils.recipes.Recipe.make_augment` builds it;
+* ``bn_images=N`` adds ``Loaders.bn``: the first N training images, as they are (no
+  augmentation, a fixed order), over which BatchNorm's statistics can be recomputed with the
+  weights fixed before an evaluation (:func:`eva_utils.engine.recompute_bn`).
 
 Two loaders behind one interface. ``fast=True`` holds a whole split as one uint8 tensor on
 the training device and batches it by index (:class:`TensorLoader`); ``fast=False`` is the
@@ -212,6 +215,7 @@ class Loaders:
     fast: bool
     device: torch.device
     valid: object = None  #: the held-out validation split (``valid_size`` > 0), else None
+    bn: object = None  #: the first ``bn_images`` training images, unaugmented (``bn_images`` > 0), else None
     dataset: str = "mnist"
     mean: tuple = datasets.MNIST.mean  #: the normalisation the loaders apply
     std: tuple = datasets.MNIST.std
@@ -233,6 +237,7 @@ def loaders(
     num_workers: Optional[int] = None,
     valid_size: int = 0,
     classic_transform: Optional[dict] = None,
+    bn_images: int = 0,
 ) -> Loaders:
     """Train/test (and validation) loaders for ``dataset`` ("mnist", "fashion_mnist", "cifar10").
 
@@ -246,16 +251,24 @@ def loaders(
     ``valid_size`` > 0 holds out the **last** ``valid_size`` training images as
     ``Loaders.valid``; ``valid_size=10_000`` on MNIST is the classic 50k/10k split (the one
     in ``mnist.pkl.gz``). ``train_limit`` then applies to what is left for training.
+
+    ``bn_images`` > 0 adds ``Loaders.bn`` (either path): a :class:`TensorLoader` over the first
+    ``bn_images`` images the model trains on (all of them if there are fewer), never augmented,
+    in a fixed order, normalised like the others; it draws no random numbers, so using it
+    leaves the training's shuffling and augmentation as they were.
     """
     info = datasets.get(dataset)
     check_limits(train_limit=train_limit, test_limit=test_limit)
     check_valid_size(valid_size)
+    check_valid_size(bn_images, "bn_images")
     device = pick_device(device)
     tensors = sources.load(info.name, root)  # verified once for both splits
     tr_x, tr_y, va_x, va_y = hold_out(tensors["train_x"], tensors["train_y"], valid_size)
     mean, std = channel_stats(tr_x) if info.stats_from_training else (info.mean, info.std)
     tr_x, tr_y = tr_x[:train_limit], tr_y[:train_limit]
     te_x, te_y = tensors["test_x"][:test_limit], tensors["test_y"][:test_limit]
+    bn = (TensorLoader(tr_x[:bn_images], tr_y[:bn_images], test_batch_size, shuffle=False,
+                       normalize=Normalize(mean, std), device=device) if bn_images else None)
     if fast:
         if augment is None and rotation:
             augment = aug.RandomAffine(degrees=rotation)
@@ -265,7 +278,7 @@ def loaders(
         test = TensorLoader(te_x, te_y, test_batch_size, shuffle=False, normalize=norm, device=device)
         valid = (TensorLoader(va_x, va_y, test_batch_size, shuffle=False, normalize=norm, device=device)
                  if valid_size else None)
-        return Loaders(train, test, True, device, valid, info.name, tuple(mean), tuple(std))
+        return Loaders(train, test, True, device, valid, bn, info.name, tuple(mean), tuple(std))
 
     from torch.utils.data import Subset
 
@@ -283,7 +296,7 @@ def loaders(
     if test_limit is not None:
         test_set = Subset(test_set, range(min(test_limit, len(test_set))))
     result = classic_loaders(train_set, test_set, batch_size, test_batch_size, device, seed, num_workers)
-    result.dataset, result.mean, result.std = info.name, tuple(mean), tuple(std)
+    result.dataset, result.mean, result.std, result.bn = info.name, tuple(mean), tuple(std), bn
     return result
 
 

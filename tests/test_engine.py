@@ -258,3 +258,80 @@ def test_bn_momentum_reaches_every_batchnorm_layer():
     assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.01}
     with pytest.raises(ValueError, match="bn_momentum must be in"):
         recipes.set_bn_momentum(model, 0.0)
+
+
+def test_bn_loader_holds_the_first_training_images_unaugmented_and_draws_no_random_numbers():
+    loaders = data.loaders(64, device="cpu", rotation=7.0, seed=3, train_limit=300, test_limit=64, bn_images=200)
+    first, again = torch.cat([x for x, _ in loaders.bn]), torch.cat([x for x, _ in loaders.bn])
+    assert first.shape == (200, 1, 28, 28) and torch.equal(first, again)  # fixed order, no augmentation
+    expected = data.Normalize(loaders.mean, loaders.std)(loaders.train.images[:200].float() / 255)
+    assert torch.allclose(first, expected)
+    state = loaders.train.generator.get_state()
+    list(loaders.bn)
+    assert torch.equal(loaders.train.generator.get_state(), state)  # training's draws untouched
+    assert len(data.loaders(64, device="cpu", train_limit=100, test_limit=64, bn_images=500).bn.images) == 100
+    assert data.loaders(64, device="cpu", train_limit=100, test_limit=64).bn is None
+    with pytest.raises(ValueError, match="bn_images must be a whole number of images, 0 or more, got -1"):
+        data.loaders(64, device="cpu", train_limit=100, test_limit=64, bn_images=-1)
+
+
+def test_precise_bn_scores_the_weights_with_their_own_statistics_and_leaves_training_as_it_was():
+    """With a bn_loader, fit recomputes BatchNorm's statistics before each evaluation: the first
+    BN layer's running mean is then the exact channel mean of conv1's outputs over those images,
+    and the training (losses, accuracies, LRs) is the same as without it."""
+    def run(precise):
+        engine.seed_everything(0)
+        loaders = data.loaders(64, device="cpu", rotation=7.0, seed=0, train_limit=256, test_limit=128,
+                               bn_images=128 if precise else 0)
+        model = models.build("final")
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        h = engine.fit(model, 2, loaders.train, loaders.test, optimizer, progress=False, verbose=False,
+                       speed=engine.Speed(precision="fp32"), bn_loader=loaders.bn)
+        return model, h, loaders
+
+    plain_model, plain, _ = run(False)
+    model, precise, loaders = run(True)
+    assert precise.train_loss == plain.train_loss and precise.train_acc == plain.train_acc
+    assert precise.batch_lr == plain.batch_lr and precise.meta["precise_bn"] == 128
+    assert "precise_bn" not in plain.meta
+    conv1 = model.conv1[0]  # conv_block: Conv2d, BatchNorm2d, ReLU
+    with torch.no_grad():
+        outputs = conv1(torch.cat([x for x, _ in loaders.bn]))
+    assert torch.allclose(model.conv1[1].running_mean, outputs.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert not torch.allclose(plain_model.conv1[1].running_mean, model.conv1[1].running_mean, atol=1e-3)
+    # the last test line scores the returned model as it is
+    assert engine.evaluate(model, "cpu", loaders.test)["acc"] == precise.test_acc[-1]
+
+
+def test_a_recipe_with_precise_bn_needs_its_clean_images():
+    recipe = recipes.get_recipe("final").with_(precise_bn=1000)  # the final recipe: 10,000
+    with pytest.raises(ValueError, match="precise_bn=1000.*bn_images=1000"):
+        recipe.fit_options(None)
+    loaders = data.loaders(64, device="cpu", train_limit=100, test_limit=64, bn_images=1000)
+    assert recipe.fit_options(loaders)["bn_loader"] is loaders.bn
+    assert "bn_loader" not in recipes.get_recipe("augmentation").fit_options(loaders)  # 05: no precise BN
+
+
+def test_recompute_bn_keeps_dropout_off_and_the_random_generator_untouched():
+    engine.seed_everything(0)
+    model = models.build("regularizer")  # dropout 0.05 after each 3x3
+    loaders = data.loaders(64, device="cpu", train_limit=128, test_limit=64, bn_images=128)
+    model.train()
+    state = torch.random.get_rng_state()
+    assert engine.recompute_bn(model, loaders.bn) == 128
+    assert torch.equal(torch.random.get_rng_state(), state) and model.training
+    once = [b.clone() for b in model.buffers()]
+    engine.recompute_bn(model, loaders.bn)
+    assert all(torch.equal(a, b) for a, b in zip(once, model.buffers()))  # exact, so it repeats
+    assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
+
+
+def test_the_final_recipe_scores_with_precise_bn():
+    """Notebook 06's recipe recomputes BatchNorm's statistics before each evaluation; a run of it
+    records how many clean images they came from (in quick mode, all the 1,024 it trains on)."""
+    assert recipes.get_recipe("final").precise_bn == 10_000
+    recipe = recipes.get_recipe("final").with_(hold_epochs=0)
+    settings = recipes.RunSettings(1, train_limit=256, test_limit=64, quick=True)
+    h = recipes.run(recipe.with_(batch_size=32), 1, device="cpu", settings=settings, progress=False,
+                    verbose=False).history
+    assert h.meta["precise_bn"] == 256
