@@ -75,7 +75,7 @@ class Recipe:
     pct_start: float = 0.25          # OneCycle's share of steps spent warming up
     hold_epochs: int = 0             # OneCycle ends this many epochs early; the LR then stays at its floor
     bn_momentum: Optional[float] = None  # BatchNorm's running-average momentum (None: PyTorch's 0.1)
-    precise_bn: int = 0              # BatchNorm's statistics recomputed over this many clean training images before each evaluation (06)
+    precise_bn: int = 0              # BatchNorm's statistics recomputed over this many clean training images before each evaluation
     label_smoothing: float = 0.0     # cross-entropy against 1 - eps on the true class (07)
     ema: Optional[float] = None      # evaluate an exponential moving average of the weights (07)
     cpu_precision: Optional[str] = None     # training precision on a CPU (None: the engine's choice)
@@ -215,13 +215,11 @@ RECIPES: dict[str, Recipe] = {
     "regularizer": Recipe("04_regularizer", "regularizer"),
     "augmentation": Recipe("05_augmentation", "augmentation", rotation=7.0),
     # 06: OneCycle (Nesterov momentum, peak LR 0.05) over the first 13 epochs, then 2 epochs at its
-    # floor LR (the hold: each of the last 3 epochs scores the same settled network), and
-    # BatchNorm's statistics recomputed over 10,000 clean training images before each evaluation
-    # (precise BN: the statistics of the weights scored, not the running average of the last
-    # ~10 augmented batches, whose luck moved a seed's last 3 epochs by a few hundredths).
-    # tools/final_design.py (shown in notebook 06) tried other changes on the validation split.
+    # floor LR (the hold: each of the last 3 epochs scores the same settled network).
+    # tools/final_design.py (shown in notebook 06) tried other changes on the validation split;
+    # its final_precise_bn (precise_bn=10_000) is the candidate issue 12 is adopting next.
     "final": Recipe("06_optimizer", "final", rotation=7.0, lr=0.005, nesterov=True,
-                    scheduler="onecycle", max_lr=0.05, hold_epochs=2, precise_bn=10_000),
+                    scheduler="onecycle", max_lr=0.05, hold_epochs=2),
     # 07 (bonus): 6 epochs, < 3,600 parameters. The best row of notebook 07's validation
     # table (stretch_variants, seed 1): the start with an EMA of the weights, on the start's model.
     "stretch": STRETCH_START.with_(ema=0.99),

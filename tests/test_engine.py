@@ -304,12 +304,12 @@ def test_precise_bn_scores_the_weights_with_their_own_statistics_and_leaves_trai
 
 
 def test_a_recipe_with_precise_bn_needs_its_clean_images():
-    recipe = recipes.get_recipe("final").with_(precise_bn=1000)  # the final recipe: 10,000
+    recipe = recipes.get_recipe("final").with_(precise_bn=1000)
     with pytest.raises(ValueError, match="precise_bn=1000.*bn_images=1000"):
         recipe.fit_options(None)
     loaders = data.loaders(64, device="cpu", train_limit=100, test_limit=64, bn_images=1000)
     assert recipe.fit_options(loaders)["bn_loader"] is loaders.bn
-    assert "bn_loader" not in recipes.get_recipe("augmentation").fit_options(loaders)  # 05: no precise BN
+    assert "bn_loader" not in recipes.get_recipe("final").fit_options(loaders)
 
 
 def test_recompute_bn_keeps_dropout_off_and_the_random_generator_untouched():
@@ -326,12 +326,10 @@ def test_recompute_bn_keeps_dropout_off_and_the_random_generator_untouched():
     assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.1}
 
 
-def test_the_final_recipe_scores_with_precise_bn():
-    """Notebook 06's recipe recomputes BatchNorm's statistics before each evaluation; a run of it
-    records how many clean images they came from (in quick mode, all the 1,024 it trains on)."""
-    assert recipes.get_recipe("final").precise_bn == 10_000
-    recipe = recipes.get_recipe("final").with_(hold_epochs=0)
+def test_a_run_with_precise_bn_records_its_clean_images():
+    """A recipe with precise BN recomputes BatchNorm's statistics before each evaluation; its run
+    records how many clean images they came from (all the training images, when there are fewer)."""
+    recipe = recipes.get_recipe("final").with_(hold_epochs=0, precise_bn=10_000, batch_size=32)
     settings = recipes.RunSettings(1, train_limit=256, test_limit=64, quick=True)
-    h = recipes.run(recipe.with_(batch_size=32), 1, device="cpu", settings=settings, progress=False,
-                    verbose=False).history
+    h = recipes.run(recipe, 1, device="cpu", settings=settings, progress=False, verbose=False).history
     assert h.meta["precise_bn"] == 256
