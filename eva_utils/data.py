@@ -267,12 +267,12 @@ def loaders(
     mean, std = channel_stats(tr_x) if info.stats_from_training else (info.mean, info.std)
     tr_x, tr_y = tr_x[:train_limit], tr_y[:train_limit]
     te_x, te_y = tensors["test_x"][:test_limit], tensors["test_y"][:test_limit]
+    norm = Normalize(mean, std)
     bn = (TensorLoader(tr_x[:bn_images], tr_y[:bn_images], test_batch_size, shuffle=False,
-                       normalize=Normalize(mean, std), device=device) if bn_images else None)
+                       normalize=norm, device=device) if bn_images else None)
     if fast:
         if augment is None and rotation:
             augment = aug.RandomAffine(degrees=rotation)
-        norm = Normalize(mean, std)
         train = TensorLoader(tr_x, tr_y, batch_size, shuffle=True, augment=augment, normalize=norm,
                              seed=seed, device=device)
         test = TensorLoader(te_x, te_y, test_batch_size, shuffle=False, normalize=norm, device=device)
