@@ -309,7 +309,8 @@ def test_a_recipe_with_precise_bn_needs_its_clean_images():
         recipe.fit_options(None)
     loaders = data.loaders(64, device="cpu", train_limit=100, test_limit=64, bn_images=1000)
     assert recipe.fit_options(loaders)["bn_loader"] is loaders.bn
-    assert "bn_loader" not in recipes.get_recipe("final").fit_options(loaders)
+    assert recipes.get_recipe("final").fit_options(loaders)["bn_loader"] is loaders.bn  # 06's adopts it
+    assert "bn_loader" not in recipes.get_recipe("augmentation").fit_options(loaders)
 
 
 def test_recompute_bn_keeps_dropout_off_and_the_random_generator_untouched():

@@ -224,9 +224,10 @@ def _rotation_until_hold():
 
 
 # 06's recipe as the search knew it: OneCycle over all 15 epochs, Nesterov, peak LR 0.05, rotation
-# +-7 (issue 12 then added the hold: RECIPES["final"] is START.with_(hold_epochs=2))
+# +-7. Issue 12 then added the hold (FINAL, the final_hold_2 row) and precise BN (final_precise_bn):
+# RECIPES["final"] is START.with_(hold_epochs=2, precise_bn=10_000).
 START = recipes.RECIPES["final"].with_(hold_epochs=0, bn_momentum=None, precise_bn=0)
-FINAL = recipes.RECIPES["final"].with_(precise_bn=0)  # with the hold, BatchNorm's running statistics
+FINAL = recipes.RECIPES["final"].with_(precise_bn=0)
 
 
 def _final():
@@ -316,7 +317,7 @@ CANDIDATES = {
     "final_hold_3": (START.with_(hold_epochs=3), _final),  # the cycle in 12 epochs, 3 at its floor
     "final_hold_2_ema": (FINAL.with_(ema=0.999), _final),
     # issue 12, a sixth AMD EPYC session: BatchNorm's statistics recomputed over 10,000 clean
-    # training images before each evaluation (precise BN; to be adopted)
+    # training images before each evaluation (precise BN; adopted: RECIPES["final"])
     "final_precise_bn": (FINAL.with_(precise_bn=10_000), _final),
     # ... and a diagnostic, not a candidate (twice the budget): the final's layout with every width
     # x1.4 (15,275 parameters), to see whether the level is bought by parameters at all
