@@ -58,6 +58,14 @@ the lowest (99.42) with the worst seed raised and no seed's last 3 more than 0.0
 (RECIPES["final"]). A diagnostic with every width x1.4 (15,275 parameters, over the budget)
 scored 99.41 / 99.39: the level is not bought by width. Notebook 06's "sixth round" shows both.
 
+A seventh AMD EPYC session, from the final with precise BN, seeds 1-2 (two runs side by side, one
+thread each): an elastic distortion on top of the rotation (:class:`ElasticAfterRotation`), mild
+(alpha 16, moves of ~0.7 px: 99.45 / 99.42, train accuracy on the distorted images 98.9) and at
+Simard et al.'s strength (alpha 34, ~1.5 px: 99.25 / 99.13, train 96.9), against the final's
+99.44 / 99.42. The mild one equals the final within noise at ~1.5x the training time (429 against
+~290 s per run here); the strong one over-regularises 7,972 parameters. Neither is adopted nor
+shown in notebook 06.
+
     OMP_NUM_THREADS=1 python tools/final_design.py                  # every candidate, seeds 1 and 2
     OMP_NUM_THREADS=1 python tools/final_design.py ema,onecycle 3   # the named candidates, seed 3
 """
