@@ -74,7 +74,12 @@ def affine_theta(
 def warp(x: torch.Tensor, theta: torch.Tensor, fill: float = COURSE_FILL, mode: str = "nearest") -> torch.Tensor:
     """Apply per-image affine matrices; pixels from outside the image get ``fill``."""
     theta = theta.to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return resample(x, F.affine_grid(theta, list(x.shape), align_corners=False), fill, mode)
+
+
+def resample(x: torch.Tensor, grid: torch.Tensor, fill: float = COURSE_FILL, mode: str = "nearest") -> torch.Tensor:
+    """Read ``x`` at ``grid`` (``grid_sample``'s normalised sampling points, any warp, not only an
+    affine one); pixels from outside the image get ``fill``."""
     # grid_sample pads with zeros; shifting by `fill` makes the padding equal `fill`
     return F.grid_sample(x - fill, grid, mode=mode, padding_mode="zeros", align_corners=False) + fill
 

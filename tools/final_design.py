@@ -261,8 +261,7 @@ class ElasticAfterRotation:
         field = F.conv2d(noise, self.kernel, padding=self.kernel.shape[-1] // 2, groups=2) * self.alpha
         scale = torch.tensor([2 / w, 2 / h]).view(1, 2, 1, 1)  # pixels -> normalised units
         grid = grid + (field * scale).permute(0, 2, 3, 1).to(x.device, x.dtype)
-        fill = self.rotation.fill
-        return F.grid_sample(x - fill, grid, mode="nearest", padding_mode="zeros", align_corners=False) + fill
+        return augment.resample(x, grid, self.rotation.fill)
 
 
 # 06's recipe as the search knew it: OneCycle over all 15 epochs, Nesterov, peak LR 0.05, rotation
