@@ -397,7 +397,9 @@ def lr_range_test(model: nn.Module, device, loader, optimizer: torch.optim.Optim
     Why: the loss falls fastest a little below the LR where it stops falling and blows up;
     OneCycle's peak LR is chosen from that region. It trains ``model`` (use a throwaway
     copy) in fp32, and stops early once the loss is four times its lowest.
-    Returns ``{"lr": [...], "loss": [...]}``.
+    Returns ``{"lr": [...], "loss": [...], "lowest_lr": ..., "lowest_loss": ...}``: every step's
+    LR and smoothed loss, and the LR where that loss was lowest (where the loss stops falling;
+    a peak is chosen below it), so a notebook's printout and its plot's marker are one number.
     """
     if not 0 < start < end or steps < 2:
         raise ValueError(f"need 0 < start < end and steps >= 2, got start={start}, end={end}, steps={steps}")
@@ -427,7 +429,8 @@ def lr_range_test(model: nn.Module, device, loader, optimizer: torch.optim.Optim
         lowest = min(lowest, smoothed)
         if smoothed > 4 * lowest or not math.isfinite(smoothed):
             break
-    return {"lr": lrs, "loss": losses}
+    at = min(range(len(losses)), key=losses.__getitem__)
+    return {"lr": lrs, "loss": losses, "lowest_lr": lrs[at], "lowest_loss": losses[at]}
 
 
 def _per_batch(scheduler) -> bool:

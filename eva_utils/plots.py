@@ -113,11 +113,11 @@ def plot_lr(history, title: str = "Learning rate at every optimizer step") -> pl
 def plot_lr_range(result: dict, chosen: Optional[float] = None,
                   title: str = "LR range test: loss while the LR rises") -> plt.Figure:
     """The loss of :func:`eva_utils.engine.lr_range_test` against the LR (log axis), with ``chosen``
-    (a recipe's peak LR) and the LR of the lowest loss marked."""
+    (a recipe's peak LR) and the test's lowest-loss LR (``result["lowest_lr"]``) marked."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
     lrs, losses = np.asarray(result["lr"]), np.asarray(result["loss"])
     ax.plot(lrs, losses)
-    best = lrs[int(np.argmin(losses))]
+    best = result["lowest_lr"]
     ax.axvline(best, color="tab:red", ls=":", lw=1, label=f"lowest loss at LR {best:.3g}")
     if chosen is not None:
         ax.axvline(chosen, color="grey", ls="--", lw=1, label=f"the recipe's peak LR {chosen:g}")

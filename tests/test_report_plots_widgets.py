@@ -186,8 +186,12 @@ def test_lr_range_test_raises_the_lr_exponentially_and_records_the_loss():
     assert ratios == pytest.approx([ratios[0]] * len(ratios))
     if len(result["lr"]) == 12:
         assert result["lr"][-1] == pytest.approx(1e-1)
+    at = result["loss"].index(min(result["loss"]))
+    assert (result["lowest_lr"], result["lowest_loss"]) == (result["lr"][at], result["loss"][at])
     fig = plots.plot_lr_range(result, chosen=0.05)
     assert fig.axes[0].get_xscale() == "log"
+    marked = [line.get_xdata()[0] for line in fig.axes[0].lines[1:]]  # the vertical markers
+    assert marked == pytest.approx([result["lowest_lr"], 0.05])
     plt.close(fig)
     with pytest.raises(ValueError, match="start < end"):
         engine.lr_range_test(model, "cpu", loaders.train, torch.optim.SGD(model.parameters(), lr=1.0),
