@@ -312,10 +312,9 @@ class BlurPool(nn.Module):
         self.max = nn.MaxPool2d(2, stride=1)
         k = torch.tensor([1.0, 2.0, 1.0])
         self.register_buffer("blur", (k[:, None] * k[None, :] / 16).expand(channels, 1, 3, 3).clone())
-        self.channels = channels
 
-    def forward(self, x):
-        return F.conv2d(self.max(x), self.blur.to(x.dtype), stride=2, padding=1, groups=self.channels)
+    def forward(self, x):  # one blur per channel (depthwise)
+        return F.conv2d(self.max(x), self.blur.to(x.dtype), stride=2, padding=1, groups=self.blur.shape[0])
 
 
 def _final_blurpool():
@@ -358,7 +357,7 @@ def swa_tail(seed: int, *, swa_from: int = 12, swa_lr: float = 0.005, epochs: in
     optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), epochs)
     cycle = scheduler._schedulers[0]  # the OneCycle part; the tail's LR is set here, not by the floor
     history = engine.History(meta={"params": engine.count_parameters(model), "device": str(device),
-                                   "precision": speed.precision, "model": "Regularized", "swa_from": swa_from,
+                                   "precision": speed.precision, "model": type(model).__name__, "swa_from": swa_from,
                                    "swa_lr": swa_lr, "precise_bn": recipe.precise_bn, "seed": seed})
     averaged = None
     for epoch in range(1, epochs + 1):
