@@ -60,6 +60,7 @@ class Recipe:
     rotation: float = 0.0            # random rotation of +-rotation degrees (05 on)
     translate: float = 0.0           # random shift of up to translate x 28 px each way (07)
     scale: float = 0.0               # random zoom in [1 - scale, 1 + scale] (07)
+    elastic: float = 0.0             # elastic distortion of strength alpha (px), in the rotation's warp
     crop_padding: int = 0            # random shift of up to N px, as pad + crop (09)
     flip: float = 0.0                # horizontal flip with this probability (08, 09; never digits)
     cutout: int = 0                  # one N x N hole per image (09), with probability cutout_p
@@ -88,10 +89,10 @@ class Recipe:
         Order: rotation/shift/zoom, crop, flip, cutout.
         """
         steps = []
-        if self.rotation or self.translate or self.scale:
+        if self.rotation or self.translate or self.scale or self.elastic:
             steps.append(augment.RandomAffine(
                 degrees=self.rotation, translate=(self.translate, self.translate) if self.translate else None,
-                scale=(1 - self.scale, 1 + self.scale) if self.scale else None))
+                scale=(1 - self.scale, 1 + self.scale) if self.scale else None, elastic=self.elastic))
         mean = datasets.get(self.dataset).mean
 
         def filled(step):
@@ -109,9 +110,9 @@ class Recipe:
 
     def classic_transform(self) -> dict:
         """What the textbook pipeline (``fast=False``) can do of this augmentation."""
-        if self.translate or self.scale or self.cutout:
-            raise ValueError(f"recipe {self.name!r} shifts, zooms or cuts out, which only the fast loader "
-                             "does; drop --classic")
+        if self.translate or self.scale or self.cutout or self.elastic:
+            raise ValueError(f"recipe {self.name!r} shifts, zooms, distorts or cuts out, which only the fast "
+                             "loader does; drop --classic")
         return {"flip": self.flip, "crop_padding": self.crop_padding}
 
     def speed(self, device, **overrides):

@@ -231,3 +231,43 @@ def test_random_shear_draws_per_image_and_refuses_bad_ranges():
     for bad in (-1.0, 90.0):
         with pytest.raises(ValueError, match="shear"):
             augment.RandomAffine(shear=bad)
+
+
+def test_gaussian_blur_matrix_is_the_zero_padded_gaussian_convolution():
+    """``G @ f @ G.T`` gives the numbers of a 2-D Gaussian conv2d with zero padding, much cheaper."""
+    sigma, radius = 4.0, 8
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
+    taps /= taps.sum()
+    kernel = (taps[:, None] * taps[None, :]).expand(2, 1, -1, -1)
+    field = torch.rand(3, 2, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    reference = torch.nn.functional.conv2d(field, kernel, padding=radius, groups=2)
+    g = augment.gaussian_blur_matrix(28, sigma)
+    assert torch.allclose(g @ field @ g.T, reference, atol=1e-6)
+    assert torch.allclose(g[14].sum(), torch.tensor(1.0))  # away from the edges the taps sum to 1
+
+
+def test_elastic_distortion_moves_strokes_locally_and_leaves_other_draws_alone():
+    gen = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    field = augment.elastic_field(256, (28, 28), alpha=16.0, generator=gen())
+    assert field.shape == (256, 2, 28, 28)
+    typical = field.abs().mean().item()  # alpha x ~0.04 px at sigma 4: well under a pixel, not nothing
+    assert 0.3 < typical < 0.9
+    # smooth: neighbouring pixels move together far more than pixels 14 apart
+    near = (field[..., 1:] - field[..., :-1]).abs().mean().item()
+    far = (field[..., 14:] - field[..., :-14]).abs().mean().item()
+    assert near < far / 4
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 4:24, 12:16] = 1.0
+    plain = augment.RandomAffine(degrees=7.0)
+    elastic = augment.RandomAffine(degrees=7.0, elastic=16.0)
+    # the affine draws come first, so they are the plain rotation's
+    assert torch.equal(plain.sample(64, (28, 28), gen()), elastic.sample(64, (28, 28), gen()))
+    out = elastic(x, gen())
+    assert out.shape == x.shape and not torch.equal(out, plain(x, gen()))
+    assert torch.equal(out, elastic(x, gen()))  # repeats with the seed
+    values = out.unique()  # nearest: pixels moved, none blended (ink, background, the course's fill)
+    assert len(values) <= 3 and torch.allclose(values, torch.tensor([0.0, augment.COURSE_FILL, 1.0])[:len(values)])
+    assert abs(out.sum().item() / x.sum().item() - 1) < 0.1  # the strokes keep their ink
+    for bad in ({"elastic": -1.0}, {"elastic": 16.0, "elastic_sigma": 0.0}):
+        with pytest.raises(ValueError, match="elastic"):
+            augment.RandomAffine(**bad)

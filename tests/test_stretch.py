@@ -70,6 +70,11 @@ def test_recipe_augment_matches_the_course_rotation_and_adds_shift_and_zoom():
     assert recipes.get_recipe("batchnorm").make_augment() is None
     richer = recipes.get_recipe("final").with_(translate=0.1, scale=0.1).make_augment()
     assert richer.translate == (0.1, 0.1) and richer.scale == (0.9, 1.1)
+    assert final.elastic == 0.0
+    distorted = recipes.get_recipe("final").with_(elastic=16.0)
+    assert distorted.make_augment().elastic == 16.0 and distorted.make_augment().degrees == (-7.0, 7.0)
+    with pytest.raises(ValueError, match="distorts"):  # torchvision's per-image transforms have no twin here
+        distorted.classic_transform()
 
 
 def history_with(accs, params=3000):

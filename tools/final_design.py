@@ -59,7 +59,7 @@ the lowest (99.42) with the worst seed raised and no seed's last 3 more than 0.0
 scored 99.41 / 99.39: the level is not bought by width. Notebook 06's "sixth round" shows both.
 
 A seventh AMD EPYC session, from the final with precise BN, seeds 1-2 (two runs side by side, one
-thread each): an elastic distortion on top of the rotation (:class:`ElasticAfterRotation`), mild
+thread each): an elastic distortion on top of the rotation (a recipe's ``elastic``), mild
 (alpha 16, moves of ~0.7 px: 99.45 / 99.42, train accuracy on the distorted images 98.9) and at
 Simard et al.'s strength (alpha 34, ~1.5 px: 99.25 / 99.13, train 96.9), against the final's
 99.44 / 99.42. The mild one equals the final within noise at ~1.5x the training time (429 against
@@ -249,32 +249,6 @@ def _rotation_until_hold():
     return CleanAfter(FINAL.make_augment(), per_epoch * (FINAL.epochs - FINAL.hold_epochs))
 
 
-class ElasticAfterRotation:
-    """The final recipe's rotation (+-7 degrees) and, in the same nearest-pixel warp, an elastic
-    distortion (Simard et al. 2003): a per-image random displacement field, uniform in [-1, 1] per
-    pixel, smoothed by a Gaussian of ``sigma`` pixels and scaled by ``alpha`` (so typical moves of
-    about ``alpha * 0.04`` pixels at sigma 4). Handwriting varies locally, in strokes' curvature
-    and thickness, which no affine map draws."""
-
-    def __init__(self, alpha: float, sigma: float = 4.0):
-        self.rotation = augment.RandomAffine(degrees=FINAL.rotation)
-        self.alpha = alpha
-        radius = int(2 * sigma)
-        taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
-        taps /= taps.sum()
-        self.kernel = (taps[:, None] * taps[None, :]).expand(2, 1, -1, -1).contiguous()
-
-    def __call__(self, x, generator=None):
-        n, _, h, w = x.shape
-        theta = self.rotation.sample(n, (h, w), generator).to(x.device, x.dtype)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        noise = torch.rand(n, 2, h, w, generator=generator) * 2 - 1
-        field = F.conv2d(noise, self.kernel, padding=self.kernel.shape[-1] // 2, groups=2) * self.alpha
-        scale = torch.tensor([2 / w, 2 / h]).view(1, 2, 1, 1)  # pixels -> normalised units
-        grid = grid + (field * scale).permute(0, 2, 3, 1).to(x.device, x.dtype)
-        return augment.resample(x, grid, self.rotation.fill)
-
-
 # 06's recipe as the search knew it: OneCycle over all 15 epochs, Nesterov, peak LR 0.05, rotation
 # +-7. Issue 12 then added the hold (FINAL, the final_hold_2 row) and precise BN (final_precise_bn):
 # RECIPES["final"] is START.with_(hold_epochs=2, precise_bn=10_000).
@@ -448,8 +422,9 @@ CANDIDATES = {
     "diagnostic_widths_x1.4": (FINAL, lambda: Deeper((11, 17, 11, 14, 20, 22, 25))),
     # issue 12, a seventh AMD EPYC session, from the final with precise BN (RECIPES["final"]):
     # elastic distortions on top of the rotation, mild and at Simard et al.'s strength
-    "final_elastic_16": (recipes.RECIPES["final"], _final, lambda: ElasticAfterRotation(16.0)),
-    "final_elastic_34": (recipes.RECIPES["final"], _final, lambda: ElasticAfterRotation(34.0)),
+    # (the recipe's ``elastic``: augment.RandomAffine adds the displacement to the rotation's warp)
+    "final_elastic_16": (recipes.RECIPES["final"].with_(elastic=16.0), _final),
+    "final_elastic_34": (recipes.RECIPES["final"].with_(elastic=34.0), _final),
     # issue 12, an eighth AMD EPYC session: a stochastic-weight-averaging tail instead of the hold
     # (a training loop of its own: a callable of the seed that returns the history)
     "final_swa_tail": partial(swa_tail, swa_from=12, swa_lr=0.005),
