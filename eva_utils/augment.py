@@ -26,6 +26,8 @@ import torch.nn.functional as F
 
 #: The course's rotation fill: 1 on the uint8 scale, as a [0, 1] tensor value.
 COURSE_FILL = 1.0 / 255.0
+#: Smoothing of the elastic distortion's displacement field, in pixels (Simard et al.'s 4).
+ELASTIC_SIGMA = 4.0
 
 
 def _uniform(n: int, low: float, high: float, generator) -> torch.Tensor:
@@ -99,7 +101,7 @@ def gaussian_blur_matrix(size: int, sigma: float) -> torch.Tensor:
                        torch.zeros((), dtype=torch.float64)).float()
 
 
-def elastic_field(n: int, size: tuple[int, int], alpha: float, sigma: float = 4.0, generator=None) -> torch.Tensor:
+def elastic_field(n: int, size: tuple[int, int], alpha: float, sigma: float = ELASTIC_SIGMA, generator=None) -> torch.Tensor:
     """(n, 2, H, W) random displacements in pixels (Simard et al., 2003): per pixel and axis a
     uniform draw in [-1, 1], smoothed by a Gaussian of ``sigma`` pixels and scaled by ``alpha``
     (typical moves of about ``alpha * 0.04`` pixels at sigma 4). Drawn on the CPU."""
@@ -132,7 +134,7 @@ class RandomAffine:
     mode: str = "nearest"
     shear: Optional[float] = None
     elastic: float = 0.0
-    elastic_sigma: float = 4.0
+    elastic_sigma: float = ELASTIC_SIGMA
 
     def __post_init__(self):
         if self.shear is not None and not 0 <= self.shear < 90:

@@ -170,11 +170,15 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
 
 
 def classic_transforms(dataset: str | datasets.DatasetInfo, train: bool, rotation: float = 0.0,
-                       mean=None, std=None, *, flip: float = 0.0, crop_padding: int = 0):
+                       mean=None, std=None, *, flip: float = 0.0, crop_padding: int = 0, elastic: float = 0.0):
     """The textbook torchvision pipeline on PIL images (what the course started from).
 
-    MNIST: an optional random rotation; CIFAR-10's recipe: random crop with padding and a
-    horizontal flip (filled with the mean pixel). Then ``ToTensor`` and ``Normalize``.
+    MNIST: an optional random rotation, then an optional elastic distortion (``elastic``: the
+    strength alpha in pixels of :class:`eva_utils.augment.RandomAffine`; torchvision's
+    ``ElasticTransform`` counts alpha in half-pixels, reflects at the edges and reads the image
+    a second time, so it is the batched one's twin in kind and size, not draw for draw);
+    CIFAR-10's recipe: random crop with padding and a horizontal flip (filled with the mean
+    pixel). Then ``ToTensor`` and ``Normalize``.
     """
     from torchvision import transforms
 
@@ -184,6 +188,9 @@ def classic_transforms(dataset: str | datasets.DatasetInfo, train: bool, rotatio
     if train and rotation:
         # fill=(1,) applies to the uint8 PIL image: value 1/255, i.e. black
         steps.append(transforms.RandomRotation((-rotation, rotation), fill=(1,) * info.shape[0]))
+    if train and elastic:
+        steps.append(transforms.ElasticTransform(alpha=2 * elastic, sigma=aug.ELASTIC_SIGMA, fill=1,
+                                                 interpolation=transforms.InterpolationMode.NEAREST))
     if train and crop_padding:
         fill = tuple(int(round(255 * m)) for m in mean)
         steps.append(transforms.RandomCrop(info.shape[1], padding=crop_padding, fill=fill))

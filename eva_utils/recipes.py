@@ -110,10 +110,10 @@ class Recipe:
 
     def classic_transform(self) -> dict:
         """What the textbook pipeline (``fast=False``) can do of this augmentation."""
-        if self.translate or self.scale or self.cutout or self.elastic:
-            raise ValueError(f"recipe {self.name!r} shifts, zooms, distorts or cuts out, which only the fast "
-                             "loader does; drop --classic")
-        return {"flip": self.flip, "crop_padding": self.crop_padding}
+        if self.translate or self.scale or self.cutout:
+            raise ValueError(f"recipe {self.name!r} shifts, zooms or cuts out, which only the fast loader "
+                             "does; drop --classic")
+        return {"flip": self.flip, "crop_padding": self.crop_padding, "elastic": self.elastic}
 
     def speed(self, device, **overrides):
         """The engine's speed switches for this recipe on ``device``.

@@ -271,3 +271,22 @@ def test_elastic_distortion_moves_strokes_locally_and_leaves_other_draws_alone()
     for bad in ({"elastic": -1.0}, {"elastic": 16.0, "elastic_sigma": 0.0}):
         with pytest.raises(ValueError, match="elastic"):
             augment.RandomAffine(**bad)
+
+
+def test_classic_elastic_twin_moves_pixels_as_far_as_the_batched_one():
+    """torchvision's ElasticTransform (the textbook path) counts alpha in half-pixels; with alpha
+    doubled its typical move over the digit (the centre 12x12) matches the batched field's within
+    15%. (Near the edges, background on MNIST, it moves more: it reflects where ours pads with 0.)"""
+    from torchvision import transforms
+
+    torch.manual_seed(0)
+    theirs = torch.cat([transforms.ElasticTransform.get_params([32.0, 32.0], [4.0, 4.0], [28, 28])
+                        for _ in range(128)]) * 28 / 2  # normalised units -> pixels
+    ours = augment.elastic_field(128, (28, 28), 16.0, generator=torch.Generator().manual_seed(0)).permute(0, 2, 3, 1)
+    centre = slice(8, 20)
+    ratio = theirs[:, centre, centre].abs().mean() / ours[:, centre, centre].abs().mean()
+    assert abs(ratio.item() - 1) < 0.15
+    pipeline = data.classic_transforms("mnist", True, rotation=7.0, elastic=16.0)
+    assert any(isinstance(t, transforms.ElasticTransform) and t.alpha == [32.0, 32.0] for t in pipeline.transforms)
+    assert not any(isinstance(t, transforms.ElasticTransform)
+                   for t in data.classic_transforms("mnist", False, elastic=16.0).transforms)  # never on test images
