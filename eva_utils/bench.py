@@ -122,9 +122,12 @@ def time_training(variant: Variant, device, batches: int, warmup: int, root=None
     recipe = recipes.get_recipe(recipe_name)
     engine.seed_everything(1)
     n_images = (batches + warmup) * recipe.batch_size
+    # the textbook rows draw the same augmentation per PIL image (rotation, and torchvision's
+    # elastic twin when the recipe distorts), so the rows compare pipelines, not workloads
     loaders = data.loaders(recipe.batch_size, dataset=recipe.dataset, fast=variant.fast_loader,
                            augment=recipe.make_augment() if variant.fast_loader else None,
                            rotation=recipe.rotation, device=device, root=root, seed=1,
+                           classic_transform=None if variant.fast_loader else {"elastic": recipe.elastic},
                            train_limit=n_images, test_limit=1000)
     model = models.build(recipe.model)
     # the schedule of a full run (a timed slice is too short to hold one)

@@ -46,6 +46,29 @@ def test_bench_tiny_mode_prints_the_table():
     assert "fast path" in r.stdout and "Evaluation of the 10,000 test images" in r.stdout
 
 
+def test_bench_textbook_row_draws_the_recipes_elastic_distortion_too(monkeypatch):
+    """A recipe with an elastic distortion is timed with it on both sides of the ratio: the
+    textbook row asks the classic path for torchvision's twin, the fast rows for the batched one."""
+    from eva_utils import bench, data
+
+    asked = []
+    real_loaders = data.loaders
+
+    def spy(*args, **kwargs):
+        asked.append((kwargs["fast"], kwargs.get("classic_transform"), kwargs.get("augment")))
+        return real_loaders(*args, **kwargs)
+
+    monkeypatch.setattr(data, "loaders", spy)
+    monkeypatch.setitem(recipes.RECIPES, "final", recipes.RECIPES["final"].with_(elastic=16.0))
+    device = engine.pick_device("cpu")
+    textbook, tensor_loader = bench.variants(device)[:2]
+    for variant in (textbook, tensor_loader):
+        bench.time_training(variant, device, batches=1, warmup=1)
+    (slow, classic, none), (fast, no_classic, batched) = asked
+    assert not slow and classic == {"elastic": 16.0} and none is None
+    assert fast and no_classic is None and batched.elastic == 16.0
+
+
 def test_cli_repeats_the_notebooks_training_exactly(tmp_path):
     """Notebook 06's cells (seed, build, loaders, recipe, fit) and the CLI give one history."""
     import os
