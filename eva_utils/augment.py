@@ -104,7 +104,8 @@ def gaussian_blur_matrix(size: int, sigma: float) -> torch.Tensor:
 def elastic_field(n: int, size: tuple[int, int], alpha: float, sigma: float = ELASTIC_SIGMA, generator=None) -> torch.Tensor:
     """(n, 2, H, W) random displacements in pixels (Simard et al., 2003): per pixel and axis a
     uniform draw in [-1, 1], smoothed by a Gaussian of ``sigma`` pixels and scaled by ``alpha``
-    (typical moves of about ``alpha * 0.04`` pixels at sigma 4). Drawn on the CPU."""
+    (a root-mean-square move of about ``alpha * 0.04`` pixels per axis at sigma 4, less near the
+    edges, where the smoothing sees zeros: about half a pixel at alpha 16). Drawn on the CPU."""
     h, w = size
     noise = torch.rand(n, 2, h, w, generator=generator) * 2 - 1
     return gaussian_blur_matrix(h, sigma) @ noise @ gaussian_blur_matrix(w, sigma).T * alpha
