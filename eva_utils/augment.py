@@ -73,10 +73,15 @@ def affine_theta(
     return theta
 
 
+def affine_sampling_grid(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``grid_sample``'s sampling points for per-image affine matrices, on ``x``'s device and dtype."""
+    theta = theta.to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+    return F.affine_grid(theta, list(x.shape), align_corners=False)
+
+
 def warp(x: torch.Tensor, theta: torch.Tensor, fill: float = COURSE_FILL, mode: str = "nearest") -> torch.Tensor:
     """Apply per-image affine matrices; pixels from outside the image get ``fill``."""
-    theta = theta.to(device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
-    return resample(x, F.affine_grid(theta, list(x.shape), align_corners=False), fill, mode)
+    return resample(x, affine_sampling_grid(x, theta), fill, mode)
 
 
 def resample(x: torch.Tensor, grid: torch.Tensor, fill: float = COURSE_FILL, mode: str = "nearest") -> torch.Tensor:
@@ -168,12 +173,11 @@ class RandomAffine:
         theta = self.sample(len(x), size, generator)
         if not self.elastic:
             return warp(x, theta, self.fill, self.mode)
-        dtype = x.dtype if x.is_floating_point() else torch.float32
-        grid = F.affine_grid(theta.to(x.device, dtype), list(x.shape), align_corners=False)
+        grid = affine_sampling_grid(x, theta)
         field = elastic_field(len(x), size, self.elastic, self.elastic_sigma, generator)
         h, w = size
         to_grid = torch.tensor([2 / w, 2 / h]).view(1, 2, 1, 1)  # pixels -> normalised units
-        grid = grid + (field * to_grid).permute(0, 2, 3, 1).to(x.device, dtype)
+        grid = grid + (field * to_grid).permute(0, 2, 3, 1).to(grid)
         return resample(x, grid, self.fill, self.mode)
 
 
