@@ -18,6 +18,7 @@ a tensor of the same shape; random parameters are drawn on the CPU from
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -91,6 +92,7 @@ def resample(x: torch.Tensor, grid: torch.Tensor, fill: float = COURSE_FILL, mod
     return F.grid_sample(x - fill, grid, mode=mode, padding_mode="zeros", align_corners=False) + fill
 
 
+@functools.lru_cache(maxsize=8)  # built once per (size, sigma), not twice per training batch; read-only
 def gaussian_blur_matrix(size: int, sigma: float) -> torch.Tensor:
     """(size, size) matrix ``G`` with ``G @ v`` = ``v`` blurred by a Gaussian of ``sigma`` pixels
     (taps out to 2 sigma, zero padding at the edges): the same numbers as a ``conv2d`` with the

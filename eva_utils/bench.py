@@ -123,7 +123,8 @@ def time_training(variant: Variant, device, batches: int, warmup: int, root=None
     engine.seed_everything(1)
     n_images = (batches + warmup) * recipe.batch_size
     # the textbook rows draw the same augmentation per PIL image (rotation, and torchvision's
-    # elastic twin when the recipe distorts), so the rows compare pipelines, not workloads
+    # elastic twin when the recipe distorts), so the rows compare pipelines, not workloads.
+    # Only the elastic option: recipe.classic_transform() refuses cifar_advanced's cutout (09 times it)
     loaders = data.loaders(recipe.batch_size, dataset=recipe.dataset, fast=variant.fast_loader,
                            augment=recipe.make_augment() if variant.fast_loader else None,
                            rotation=recipe.rotation, device=device, root=root, seed=1,
