@@ -381,7 +381,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "lighter": Lighter,
     "batchnorm": BatchNormNet,
     "regularizer": Regularized,                              # dropout 0.05
-    "augmentation": partial(Regularized, dropout=0.0),       # rotation replaces dropout
+    "augmentation": partial(Regularized, dropout=0.0),       # rotation + elastic distortion replace dropout
     "final": partial(Regularized, dropout=0.0),              # 05's model, OneCycle LR
     "stretch": Stretch,                                      # 07: under 3,600 parameters
     "fashion_adapted": FashionNet,                           # 08: Fashion-MNIST

@@ -19,7 +19,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/eva-course/small-cnns/blob/main/notebooks/06_optimizer.ipynb)
 #
 # ## Target
-# - Same model and data as 05; one change: **how the optimizer steps**. **OneCycleLR** instead of 05's constant LR: a warm-up to a peak LR (read off an LR range test below), then an anneal far below the start, within the first 13 epochs; the last 2 epochs **hold** the cycle's floor LR, so the last 3 epochs, which the target judges, score one settled network rather than one still moving. With the schedule, SGD's momentum becomes Nesterov's. Before every evaluation, BatchNorm's statistics are recomputed over 10,000 clean training images (**precise BN**), so each score uses statistics that belong to the weights it scores, not a running average of the last few augmented batches. Two ablation rows take each back out (the cycle over all 15 epochs; no precise BN), to measure what they add.
+# - Same model and data as 05 (its rotation and mild elastic distortion); one change: **how the optimizer steps**. **OneCycleLR** instead of 05's constant LR: a warm-up to a peak LR (read off an LR range test below), then an anneal far below the start, within the first 13 epochs; the last 2 epochs **hold** the cycle's floor LR, so the last 3 epochs, which the target judges, score one settled network rather than one still moving. With the schedule, SGD's momentum becomes Nesterov's. Before every evaluation, BatchNorm's statistics are recomputed over 10,000 clean training images (**precise BN**), so each score uses statistics that belong to the weights it scores, not a running average of the last few augmented batches. Two ablation rows take each back out (the cycle over all 15 epochs; no precise BN), to measure what they add.
 # - The course target: **< 8,000 parameters, >= 99.40% test accuracy in each of the last 3 epochs, within 15 epochs**, for every one of seeds 1 to 5, with margin.
 # - Show how the final design was chosen: the architecture of 04 and this recipe against the other candidates tried, on a validation split and two (or four) seeds each, never on the test set.
 #
@@ -249,6 +249,17 @@ Markdown(report.design_markdown(report.load_design_runs(
     seeds=(1, 2))))
 
 # %% [markdown]
+# ### Ninth round: the mild distortion over six seeds, and adopted
+# Seeds 1 and 2 had called the mild distortion even with the final, so a ninth session took both to seeds 3 to 6 (same split and CPU), with a rule written down before the last seed came in: adopt it if its mean of the lowest is at least 0.03 points higher and no seed is more than 0.02 below its pair. It is the recipe this notebook trains (and 05's augmentation); the test-set runs below came only after this table.
+
+# %%
+ninth_round = report.load_design_runs(
+    "06_design", {"the final before it (the hold + precise BN)": "final_precise_bn",
+                  "+ the mild elastic distortion (alpha 16): the final now": "final_elastic_16"},
+    seeds=(1, 2, 3, 4, 5, 6))
+Markdown(report.design_markdown(ninth_round))
+
+# %% [markdown]
 # ## The peak learning rate: an LR range test
 # A throwaway copy of the model trains for 200 batches while the LR rises from 0.0001 to 1; the loss falls fastest a little below the LR where it stops falling. OneCycle's peak is chosen from that region.
 
@@ -257,7 +268,7 @@ recipe = recipes.get_recipe("final")
 settings = recipe.run_settings()  # a full run; EVA_SMOKE=1 (CI only) makes it a quick one
 engine.seed_everything(0)
 probe = Regularized(dropout=0.0)
-probe_loaders = data.loaders(recipe.batch_size, rotation=recipe.rotation, device=device, seed=0,
+probe_loaders = data.loaders(recipe.batch_size, augment=recipe.make_augment(), device=device, seed=0,
                              train_limit=settings.train_limit, test_limit=settings.test_limit)
 lr_test = engine.lr_range_test(probe, device, probe_loaders.train,
                                torch.optim.SGD(probe.parameters(), lr=1e-4, momentum=recipe.momentum,
