@@ -220,7 +220,7 @@ RECIPES: dict[str, Recipe] = {
     "batchnorm": Recipe("03_batchnorm", "batchnorm"),
     "regularizer": Recipe("04_regularizer", "regularizer"),
     # 05: the data regularises instead of dropout: each training digit is turned by up to +-7 degrees
-    # and bent by a mild elastic distortion (alpha 16: smooth moves of ~0.7 px), one new draw per image
+    # and bent by a mild elastic distortion (alpha 16: smooth moves of about half a pixel), one new draw per image
     "augmentation": Recipe("05_augmentation", "augmentation", rotation=7.0, elastic=ELASTIC_ALPHA),
     # 06: OneCycle (Nesterov momentum, peak LR 0.05) over the first 13 epochs, then 2 epochs at its
     # floor LR (the hold: each of the last 3 epochs scores the same settled network); before each

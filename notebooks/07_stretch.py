@@ -150,7 +150,7 @@ summary(model, (1, 28, 28))
 
 # %% [markdown]
 # ## Choices, made on the validation split
-# The search starts from 06's recipe run for 6 epochs (with a higher peak LR, since there are fewer steps to use it, and its cycle over all 6 epochs: no hold at the floor) on the model above with 16 separable channels. Each row changes one thing from that start and trains from seed 1 on the first 50,000 training images; its accuracy at epoch 6 is on the 10,000 held-out ones, never trained on and not the test set. The best row becomes the recipe (and the model widths) that the rest of the notebook trains.
+# The search starts from 06's recipe as it was when this search ran (rotation alone, BatchNorm's running statistics: the elastic distortion and precise BN came later), run for 6 epochs (with a higher peak LR, since there are fewer steps to use it, and its cycle over all 6 epochs: no hold at the floor) on the model above with 16 separable channels. Each row changes one thing from that start and trains from seed 1 on the first 50,000 training images; its accuracy at epoch 6 is on the 10,000 held-out ones, never trained on and not the test set. The best row becomes the recipe (and the model widths) that the rest of the notebook trains.
 
 # %%
 settings = recipes.STRETCH_START.run_settings()  # full run; EVA_SMOKE=1 (CI only) makes it a quick one
