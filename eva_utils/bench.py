@@ -20,7 +20,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -74,6 +74,7 @@ class Variant:
     name: str
     fast_loader: bool
     speed: engine.Speed
+    recipe_changes: dict = field(default_factory=dict)  # what this row changes in the recipe it times
 
 
 @dataclass
@@ -95,12 +96,13 @@ def variants(device: torch.device) -> list[Variant]:
     """The textbook pipeline, each switch alone on top of it, and the fast path in each precision.
 
     The fast-path rows differ only in the training precision, so they show what the
-    precision :func:`eva_utils.engine.auto_precision` picks for this device buys.
+    precision :func:`eva_utils.engine.auto_precision` picks for this device buys; a last row
+    (when the final recipe bends the digits) leaves its elastic distortion out, to show its cost.
     """
     base = engine.Speed.textbook()
     out = [
         Variant("textbook (DataLoader+PIL, fp32, NCHW, eager)", False, base),
-        Variant("+ tensor loader, batched rotation", True, base),
+        Variant("+ tensor loader, batched augmentation", True, base),
         Variant("+ channels_last", False, replace(base, channels_last=True)),
         Variant("+ zero_grad(set_to_none), sync every 20", False, replace(base, set_to_none=True, sync_every=20)),
         Variant("+ torch.compile", False, replace(base, compile=True)),
@@ -109,6 +111,10 @@ def variants(device: torch.device) -> list[Variant]:
     for precision in precisions_to_compare(device):
         mark = " (default)" if precision == default else ""
         out.append(Variant(f"fast path, {precision} training{mark}", True, engine.Speed(precision=precision)))
+    if recipes.get_recipe("final").elastic:
+        # what the elastic distortion costs the fast path, measured beside it
+        out.append(Variant(f"fast path, {default}, rotation alone (no elastic)", True,
+                           engine.Speed(precision=default), {"elastic": 0.0}))
     return out
 
 
@@ -119,7 +125,7 @@ def time_training(variant: Variant, device, batches: int, warmup: int, root=None
     The course's final model by default; notebook 09 times its CIFAR-10 model's speed switches
     with ``recipe_name="cifar_advanced"``.
     """
-    recipe = recipes.get_recipe(recipe_name)
+    recipe = recipes.get_recipe(recipe_name).with_(**variant.recipe_changes)
     engine.seed_everything(1)
     n_images = (batches + warmup) * recipe.batch_size
     # the textbook rows draw the same augmentation per PIL image (rotation, and torchvision's

@@ -239,7 +239,7 @@ Markdown(report.design_markdown(report.load_design_runs(
 
 # %% [markdown]
 # ### Seventh and eighth rounds: more distortion, and averaging the weights
-# From the final as it was then (the hold + precise BN), same split and CPU, seeds 1 and 2: an elastic distortion on top of the rotation (Simard et al., 2003), mild (alpha 16, moves of about 0.7 px) and at Simard's strength (alpha 34); and, instead of the hold, a stochastic-weight-averaging tail (Izmailov et al., 2018): the cycle in 11 epochs, then 4 epochs at the start LR (0.005) while a uniform average of the weights is kept and scored from epoch 12 (`swa_tail` in `tools/final_design.py`).
+# From the final as it was then (the hold + precise BN), same split and CPU, seeds 1 and 2: an elastic distortion on top of the rotation (Simard et al., 2003), mild (alpha 16, moves of about half a pixel) and at Simard's strength (alpha 34); and, instead of the hold, a stochastic-weight-averaging tail (Izmailov et al., 2018): the cycle in 11 epochs, then 4 epochs at the start LR (0.005) while a uniform average of the weights is kept and scored from epoch 12 (`swa_tail` in `tools/final_design.py`).
 
 # %%
 Markdown(report.design_markdown(report.load_design_runs(

@@ -48,7 +48,8 @@ def test_bench_tiny_mode_prints_the_table():
 
 def test_bench_textbook_row_draws_the_recipes_elastic_distortion_too(monkeypatch):
     """A recipe with an elastic distortion is timed with it on both sides of the ratio: the
-    textbook row asks the classic path for torchvision's twin, the fast rows for the batched one."""
+    textbook row asks the classic path for torchvision's twin, the fast rows for the batched one;
+    one more row leaves it out, so the table shows what it costs."""
     from eva_utils import bench, data
 
     asked = []
@@ -59,14 +60,19 @@ def test_bench_textbook_row_draws_the_recipes_elastic_distortion_too(monkeypatch
         return real_loaders(*args, **kwargs)
 
     monkeypatch.setattr(data, "loaders", spy)
-    monkeypatch.setitem(recipes.RECIPES, "final", recipes.RECIPES["final"].with_(elastic=16.0))
+    assert recipes.RECIPES["final"].elastic == 16.0  # the course's final bends the digits (05, 06)
     device = engine.pick_device("cpu")
-    textbook, tensor_loader = bench.variants(device)[:2]
-    for variant in (textbook, tensor_loader):
+    rows = bench.variants(device)
+    textbook, tensor_loader, without = rows[0], rows[1], rows[-1]
+    for variant in (textbook, tensor_loader, without):
         bench.time_training(variant, device, batches=1, warmup=1)
-    (slow, classic, none), (fast, no_classic, batched) = asked
+    (slow, classic, none), (fast, no_classic, batched), (_, _, rotation_only) = asked
     assert not slow and classic == {"elastic": 16.0} and none is None
     assert fast and no_classic is None and batched.elastic == 16.0
+    # the last row times the same fast path without the distortion: its cost, measured beside it
+    assert "no elastic" in without.name and rotation_only.elastic == 0.0 and rotation_only.degrees == (-7.0, 7.0)
+    monkeypatch.setitem(recipes.RECIPES, "final", recipes.RECIPES["final"].with_(elastic=0.0))
+    assert not any("no elastic" in v.name for v in bench.variants(device))
 
 
 def test_cli_repeats_the_notebooks_training_exactly(tmp_path):
