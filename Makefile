@@ -12,7 +12,13 @@ THREADS ?= 1
 
 .PHONY: train test notebooks bench seeds venv offline-data clean
 
+# PyPI's torch for x86_64 Linux brings its CUDA libraries: the venv takes about 6 GB. Say so
+# before pip starts, where the disk has less, instead of leaving only pip's "No space left".
+NEED_GB := 7
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import shutil, sys; free = shutil.disk_usage(".").free / 2**30; \
+	  msg = "$(VENV) needs about 6 GB (torch with its CUDA libraries on x86_64 Linux)"; \
+	  free < $(NEED_GB) and print(f"warning: {free:.1f} GB free here; {msg}. Free some space if pip stops with No space left on device.", file=sys.stderr)'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"

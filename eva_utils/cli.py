@@ -72,6 +72,21 @@ def _seed_list(text: str) -> list[int]:
     return seeds
 
 
+def _add_precision(parser: argparse.ArgumentParser) -> None:
+    """``--precision``, for ``train`` and ``seeds`` alike: ``fp32`` on a bf16 machine is how
+    to see what a student's laptop (no bf16 units) would train."""
+    parser.add_argument("--precision", choices=["auto", *engine.PRECISIONS], default="auto",
+                        help="training precision: auto (by hardware: bf16 on CPUs with AVX-512 BF16/AMX "
+                             "and CUDA >= 8.0, fp16 on older GPUs, else fp32), fp32, bf16 or fp16; "
+                             "evaluation is always fp32")
+
+
+def _speed(recipe, device, args):
+    """The engine's speed switches for ``recipe`` on ``device``, with ``--precision`` applied."""
+    return recipe.speed(device, precision=None if args.precision == "auto" else args.precision,
+                        compile=getattr(args, "compile", False) or None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eva_utils", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,10 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", type=_folder, default=None,
                    help="data folder (default: $EVA_DATA or ~/.cache/eva_utils/data)")
     t.add_argument("--classic", action="store_true", help="use the textbook DataLoader pipeline")
-    t.add_argument("--precision", choices=["auto", *engine.PRECISIONS], default="auto",
-                   help="training precision: auto (by hardware: bf16 on CPUs with AVX-512 BF16/AMX and "
-                        "CUDA >= 8.0, fp16 on older GPUs, else fp32), fp32, bf16 or fp16; "
-                        "evaluation is always fp32")
+    _add_precision(t)
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
     t.add_argument("--train-limit", type=_positive_int, default=None, help="use only the first N training images")
     t.add_argument("--test-limit", type=_positive_int, default=None, help="use only the first N test images")
@@ -110,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", type=_folder, default=None)
     s.add_argument("--threads", type=_positive_int, default=None,
                    help="CPU threads for torch (default: torch's own choice, or $OMP_NUM_THREADS)")
+    _add_precision(s)
 
     b = sub.add_parser("bench", help="textbook pipeline vs the fast path, in one process")
     b.add_argument("--device", default=None)
@@ -139,8 +152,7 @@ def cmd_train(args) -> int:
     else:
         settings = recipes.RunSettings(args.epochs or recipe.epochs, args.train_limit, args.test_limit)
     device = engine.pick_device(args.device)
-    speed = recipe.speed(device, precision=None if args.precision == "auto" else args.precision,
-                         compile=args.compile or None)
+    speed = _speed(recipe, device, args)
     info = datasets.get(recipe.dataset)
     print(f"Model {args.model!r} (step {recipe.name}) on {info.title}, seed {args.seed}, device {device}, "
           f"{'classic DataLoader' if args.classic else 'fast tensor loader'}, "
@@ -182,14 +194,17 @@ def cmd_seeds(args) -> int:
     settings = recipe.run_settings()
     import torch
 
+    device = engine.pick_device(args.device)
+    speed = _speed(recipe, device, args)
     print(f"Model {args.model!r} (step {recipe.name}), seeds {args.seeds}, {settings.epochs} epochs, "
+          f"device {device}, training precision {speed.resolve(device).precision}, "
           f"{torch.get_num_threads()} CPU thread(s)"
           + (" (QUICK MODE: not a real result)" if settings.quick else ""), flush=True)
     histories = {}
     for seed in args.seeds:
         start = time.perf_counter()
-        history = recipes.run(recipe, seed, device=args.device, settings=settings, root=args.data,
-                              progress=False, verbose=False).history
+        history = recipes.run(recipe, seed, device=device, settings=settings, root=args.data,
+                              speed=speed, progress=False, verbose=False).history
         histories[seed] = history
         print(f"  seed {seed}: last 3 " + ", ".join(f"{a:.2f}" for a in history.last(3))
               + f" ({time.perf_counter() - start:.0f} s)", flush=True)

@@ -187,6 +187,24 @@ def test_seeds_prints_one_table_and_exits_by_the_verdict(monkeypatch, capsys):
     assert "| 3 | 7,756 | 99.48% (15) | 99.45, 99.38, 99.48 | 99.38% | NOT met |" in capsys.readouterr().out
 
 
+def test_seeds_trains_in_the_precision_asked_for(monkeypatch, capsys):
+    """`seeds --precision fp32` on a bf16 machine trains as a laptop without bf16 units would:
+    the precision reaches every run, and the header says which one ran."""
+    asked = []
+
+    def spy(recipe, seed, **kw):
+        asked.append(kw["speed"].resolve(kw["device"]).precision)
+        return fake_run([99.0] * 12 + [99.45, 99.41, 99.48])(recipe, seed)
+
+    monkeypatch.setattr(recipes, "run", spy)
+    monkeypatch.delenv("EVA_SMOKE", raising=False)
+    assert cli.main(["seeds", "--seeds", "1-2", "--precision", "fp32", "--device", "cpu"]) == 0
+    assert asked == ["fp32", "fp32"]
+    assert "device cpu, training precision fp32," in capsys.readouterr().out
+    r = run_cli("seeds", "--precision", "fp64")
+    assert r.returncode == 2 and "invalid choice: 'fp64'" in r.stderr
+
+
 @pytest.mark.parametrize("text", ["1-", "a", "2,x"])
 def test_bad_seed_lists_are_usage_errors(text):
     r = run_cli("seeds", "--seeds", text)
@@ -199,7 +217,8 @@ def test_threads_option_sets_torchs_thread_count():
     r = subprocess.run([sys.executable, "-m", "eva_utils", "seeds", "--seeds", "1", "--threads", "1"],
                        capture_output=True, text=True, timeout=600, env=dict(os.environ, EVA_SMOKE="1"))
     epochs = 1 + recipes.get_recipe("final").hold_epochs  # quick mode: one epoch, plus the held ones
-    assert f"seeds [1], {epochs} epochs, 1 CPU thread(s) (QUICK MODE" in r.stdout, r.stdout + r.stderr
+    assert f"seeds [1], {epochs} epochs, device cpu, training precision " in r.stdout, r.stdout + r.stderr
+    assert ", 1 CPU thread(s) (QUICK MODE" in r.stdout, r.stdout
     r = run_cli("seeds", "--threads", "0")
     assert r.returncode == 2 and "must be at least 1" in r.stderr
 
