@@ -14,6 +14,7 @@ progress update). Evaluation runs in fp32 under ``torch.inference_mode``.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -29,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .fsutil import WriteError, atomic_open, atomic_write_text
+from .fsutil import WriteError, atomic_open, atomic_write_text, check_regular_or_absent, remove_stale_temps
 from .devices import PRECISIONS, auto_precision, cpu_has_native_bf16, pick_device  # noqa: F401  (re-exported)
 
 # ----------------------------------------------------------------------------- set-up
@@ -319,12 +320,18 @@ def save_checkpoint(path, model: nn.Module, history: Optional[History] = None, *
         **extra,
     }
 
+    check_regular_or_absent(path, "checkpoint")  # never over a device node, a FIFO or a link
+    remove_stale_temps(path.parent, f"{path.name}.*.tmp")  # what a save killed by SIGKILL left
+    # serialised in memory first (a checkpoint is a few hundred KB), so a full disk fails our own
+    # write with its errno ("no space left on ..."), not torch's "enforce fail at inline_container.cc"
+    buffer = io.BytesIO()
+    try:
+        torch.save(state, buffer)
+    except RuntimeError as err:  # torch's writer reports a failure without the path
+        raise WriteError(f"cannot write the checkpoint {path}: {str(err).splitlines()[0]}; check the "
+                         f"free space and permissions of {path.parent}, or choose another path") from None
     with atomic_open(path) as fh:  # a unique temporary file: two runs saving one path do not collide
-        try:
-            torch.save(state, fh)
-        except RuntimeError as err:  # torch's writer reports a failed write without the path
-            raise WriteError(f"cannot write the checkpoint {path}: {str(err).splitlines()[0]}; check the "
-                             f"free space and permissions of {path.parent}, or choose another path") from None
+        fh.write(buffer.getbuffer())
     return path
 
 
@@ -461,6 +468,7 @@ def fit(
     ema: Optional[float] = None,
     eval_label: str = "Test set",
     bn_loader=None,
+    checkpoint_extra: Optional[dict] = None,
 ) -> History:
     """Train ``epochs`` epochs, testing after each; returns the :class:`History`.
 
@@ -476,7 +484,8 @@ def fit(
     ``bn_loader`` (clean training images, ``data.loaders(bn_images=N).bn``): before every
     evaluation the evaluated network's BatchNorm statistics are recomputed over it
     (:func:`recompute_bn`), so the test line, the checkpoint and the returned model all hold
-    statistics of the weights they score.
+    statistics of the weights they score. ``checkpoint_extra`` is stored in every checkpoint
+    (``{"quick": True}`` marks a quick-mode run's).
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -526,10 +535,11 @@ def fit(
         history.batch_lr.extend(tr["lrs"])
         if checkpoint_dir is not None:
             saved = model if averaged is None else averaged.module  # a deep copy: registry name included
-            save_checkpoint(Path(checkpoint_dir) / "last.pt", saved, history, epoch=epoch)
+            extra = dict(checkpoint_extra or {}, epoch=epoch)
+            save_checkpoint(Path(checkpoint_dir) / "last.pt", saved, history, **extra)
             if te["acc"] > best:
                 best = te["acc"]
-                save_checkpoint(Path(checkpoint_dir) / "best.pt", saved, history, epoch=epoch)
+                save_checkpoint(Path(checkpoint_dir) / "best.pt", saved, history, **extra)
     if averaged is not None:  # the model you get back is the one that was evaluated
         unwrap(model).load_state_dict(averaged.module.state_dict())
     return history

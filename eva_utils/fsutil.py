@@ -14,8 +14,12 @@ line naming the path and what to do, instead of a bare ``[Errno 13]`` or torch's
 from __future__ import annotations
 
 import errno
+import fnmatch
 import os
+import re
+import stat
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator, Optional
@@ -34,12 +38,17 @@ class WriteError(OSError):
         self.cause = cause or message  #: the short cause ("Permission denied")
 
 
+def no_space(err: BaseException) -> bool:
+    """Whether ``err`` says the disk (or the user's quota) is full."""
+    return getattr(err, "errno", None) in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
+
+
 def remedy(err: OSError, folder: Path) -> str:
     """What to do about ``err`` raised while writing into ``folder``."""
     code = getattr(err, "errno", None)
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"make {folder} writable, or choose a folder you can write to"
-    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+    if no_space(err):
         return f"free some space on the disk holding {folder}, or choose another folder"
     if code == errno.ENOTDIR:
         return f"a part of {folder} is a file, not a folder: choose another path"
@@ -58,7 +67,9 @@ def describe(err: BaseException) -> str:
     """One line for the command line: our own messages as they are, raw OSErrors with path and remedy."""
     if isinstance(err, OSError) and not isinstance(err, WriteError) and err.filename is not None:
         path = Path(os.fsdecode(err.filename))
-        text = f"{path}: {reason(err)}; {remedy(err, path if path.is_dir() else path.parent)}"
+        folder = path if path.is_dir() else path.parent
+        text = (f"no space left on {folder} (writing {path}); {remedy(err, folder)}" if no_space(err)
+                else f"{path}: {reason(err)}; {remedy(err, folder)}")
     else:
         text = str(err) or type(err).__name__
     return " ".join(text.split())
@@ -66,6 +77,9 @@ def describe(err: BaseException) -> str:
 
 def _write_error(path: Path, err: OSError, what: str = "write") -> WriteError:
     folder = path.parent
+    if no_space(err):  # say it plainly: the remedy is room, not permissions
+        return WriteError(f"no space left on {folder}: cannot {what} {path}; {remedy(err, folder)}",
+                          getattr(err, "errno", None), reason(err))
     return WriteError(f"cannot {what} {path}: {reason(err)}; {remedy(err, folder)}", getattr(err, "errno", None),
                       reason(err))
 
@@ -169,12 +183,79 @@ def check_writable_dir(folder: str | os.PathLike, what: str = "folder") -> Path:
 
 
 def check_writable_file(path: str | os.PathLike, what: str = "file") -> Path:
-    """Fail now if ``path`` cannot be written later: not a folder, and its folder writable.
+    """Fail now if ``path`` cannot be written later: not a folder, not a special file or a
+    link (see :func:`check_regular_or_absent`), and its folder writable.
 
-    ``what`` names the option in the message (``"--save"``).
+    ``what`` names the option in the message (``"--save"``). Returns the path with ``~``
+    expanded: write to the path returned, the one that was checked.
     """
     path = Path(path).expanduser()
     if path.is_dir():
         raise ValueError(f"{what} {path} is a folder: give a file name such as {path / 'final.pt'}")
+    check_regular_or_absent(path, what)
     check_writable_dir(path.parent, f"{what} {path}")
     return path
+
+
+def special_kind(path: str | os.PathLike) -> Optional[str]:
+    """What ``path`` is when it is there but not a regular file ("a FIFO (named pipe)",
+    "a symbolic link (to /x)", "a folder", ...); None when it is a regular file or absent."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # absent (a file above it is reported by the folder check)
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return f"a symbolic link (to {os.readlink(path)})"
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def check_regular_or_absent(path: str | os.PathLike, what: str = "file") -> Path:
+    """Refuse to write over anything but a regular file: a write renames a new file over the
+    path, which would turn a device node or a FIFO into a plain file (``/dev/null`` as root)
+    and replace a symbolic link instead of writing where it points."""
+    path = Path(path)
+    try:
+        kind = special_kind(path)
+    except OSError as err:
+        raise WriteError(f"{what} {path}: {reason(err)}; {remedy(err, path.parent)}",
+                         getattr(err, "errno", None), reason(err)) from None
+    if kind:
+        raise ValueError(f"{what} {path} is {kind}, not a regular file; give the path of a new or regular file")
+    return path
+
+
+#: The names :func:`atomic_open` gives its temporary files: ``<name>.<8 random characters>.tmp``.
+_TEMP_NAME = re.compile(r".+\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temps(folder: Path, pattern: str = "*.tmp", older_than_s: float = 600) -> list[Path]:
+    """Remove the temporary files a killed writer left in ``folder``; returns those removed.
+
+    :func:`atomic_open` removes its temporary file on any exception, but SIGKILL (or a power
+    cut) leaves it; nothing else would ever remove it. Only regular files named as
+    :func:`atomic_open` names them, matching ``pattern`` and unchanged for ``older_than_s``
+    seconds, are removed: a writer still at work keeps touching its file.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # no folder (yet), or one we cannot list: nothing to clean
+        return removed
+    now = time.time()
+    for entry in entries:
+        if not (_TEMP_NAME.fullmatch(entry.name) and fnmatch.fnmatchcase(entry.name, pattern)):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime > older_than_s:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # gone already (another run cleaned it), or not ours to remove
+            continue
+    return removed
