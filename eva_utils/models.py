@@ -25,6 +25,9 @@ Models return log-probabilities (``log_softmax``) as the PyTorch MNIST example d
 from __future__ import annotations
 
 import os
+import pickle
+import re
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Callable, Optional
@@ -49,6 +52,42 @@ def check_input(x: torch.Tensor, expected=MNIST_INPUT, what: str = "MNIST digits
         raise ValueError(f"expected a batch of shape (N, {', '.join(map(str, expected))}) "
                          f"({what}), got {tuple(x.shape)}; resize or pad the images to "
                          f"{expected[1]}x{expected[2]} with {expected[0]} channel(s)")
+
+
+def check_output(model: nn.Module, info: "datasets.DatasetInfo" = datasets.MNIST) -> None:
+    """Before training, one forward pass on a dummy batch of two blank images: the model must
+    give one score per class, shape ``[batch, classes]``.
+
+    Otherwise the error would come from the loss, mid-epoch and in torch's words
+    (``IndexError: Target 7 is out of bounds`` for a model with 5 outputs). The pass runs in
+    eval mode without gradients, so it draws no random numbers and changes no BatchNorm
+    statistics: the training that follows is unchanged. A model with lazy layers (whose first
+    forward pass draws their weights) is left to the training's first batch.
+    """
+    from torch.nn.parameter import is_lazy
+
+    params = list(model.parameters()) + list(model.buffers())
+    if any(is_lazy(p) for p in params):
+        return
+    device = params[0].device if params else torch.device("cpu")
+    shape = (2, *info.shape)
+    classes = len(info.classes)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(shape, device=device))
+    except Exception as err:  # noqa: BLE001 - any failure of the user's forward pass, named in one line
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"the model fails on a batch of {info.title} images of shape {shape} ({first}); "
+                         "fix its forward pass before training") from None
+    finally:
+        model.train(was_training)
+    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if got != (2, classes):
+        raise ValueError(f"the model's output for a batch of 2 {info.title} images has shape {got}, but "
+                         f"training needs [batch, {classes}]: one score for each of the {classes} classes; "
+                         f"make its last layer give {classes} outputs")
 
 
 def conv_block(in_ch: int, out_ch: int, kernel: int = 3, padding: int = 0, *,
@@ -403,18 +442,64 @@ def build(name: str, **kwargs) -> nn.Module:
     return model
 
 
+def _first_line(err: BaseException) -> str:
+    """An exception's first line, without the terminal colour codes torch puts in some."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _misfit(name: str, kwargs: dict, weights: dict) -> Optional[str]:
+    """What in ``weights`` does not fit model ``name`` built with ``kwargs`` (None when all fits).
+
+    The model is built on the meta device (shapes, no memory): a crafted checkpoint whose
+    arguments ask for 30,000-channel layers costs nothing here, and is refused before a
+    real build would allocate what it asks for.
+    """
+    with torch.device("meta"):
+        skeleton = build(name, **kwargs)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    problems = []
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    if missing:
+        problems.append("Missing key(s) in state_dict: " + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+    if unexpected:
+        problems.append("Unexpected key(s): " + ", ".join(unexpected[:5]) + (" ..." if len(unexpected) > 5 else ""))
+    for key, shape in expected.items():
+        value = weights.get(key)
+        if key in weights and not isinstance(value, torch.Tensor):
+            problems.append(f"{key} is a {type(value).__name__}, not a tensor")
+        elif key in weights and tuple(value.shape) != shape:
+            problems.append(f"size mismatch for {key}: {tuple(value.shape)} in the checkpoint, {shape} in the model")
+    detail = "; ".join(problems)
+    return (detail[:300] + "...") if len(detail) > 300 else (detail or None)
+
+
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model saved by ``--save``/``save_checkpoint`` and return it in eval mode."""
+    """Rebuild the model saved by ``--save``/``save_checkpoint`` and return it in eval mode.
+
+    Only tensors and plain values are read (``weights_only``): a pickled whole model could run
+    code, and is refused. The model is built only once its weights are known to fit it (see
+    :func:`_misfit`). A checkpoint of a quick-mode run (``EVA_SMOKE``) says so on stderr, and
+    the model returned has ``quick = True``.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable eva_utils checkpoint ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''}); re-create it with "
+    except Exception as err:  # torch's own text is several lines, with terminal colour codes
+        pickled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if pickled:  # a whole model (or other object) pickled: unpickling it could run any code
+            raise ValueError(f"{path} holds a pickled {pickled.group(1)} object (a whole model saved with "
+                             "torch.save(model)?), which could run code when loaded, so it is not read; save "
+                             "the weights with eva_utils.engine.save_checkpoint or `python -m eva_utils train "
+                             "--save PATH`") from None
+        detail = ("damaged, or not a torch file" if isinstance(err, pickle.UnpicklingError)
+                  else f"{type(err).__name__}: {_first_line(err)}")
+        raise ValueError(f"{path} is not a readable eva_utils checkpoint ({detail}); re-create it with "
                          "`python -m eva_utils train --save PATH`") from None
-    if not isinstance(state, dict) or "state_dict" not in state or not state.get("model_name"):
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict) or not state.get("model_name"):
         raise ValueError(f"{path} is not an eva_utils checkpoint (no model name/state_dict); "
                          "re-create it with `python -m eva_utils train --save PATH`")
     name, kwargs = state["model_name"], state.get("model_kwargs") or {}
@@ -423,18 +508,22 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
         raise ValueError(f"{path} names model {name!r} with arguments {kwargs!r}, not a dict of "
                          f"arguments; {redo}")
     try:
-        model = build(name, **kwargs)
+        detail = _misfit(name, kwargs, state["state_dict"])
     except Exception as err:  # unknown name, arguments the model does not take or cannot use
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"{path} names model {name!r} with arguments {kwargs}, which cannot be built "
-                         f"({first}); the checkpoint is from another version or was edited: {redo}") from None
+                         f"({_first_line(err)}); the checkpoint is from another version or was edited: "
+                         f"{redo}") from None
+    if detail:
+        raise ValueError(f"{path}: its weights do not fit model {name!r} {kwargs} ({detail}); the checkpoint "
+                         f"is from another version of the model or was edited: {redo}")
+    model = build(name, **kwargs)
     try:
         model.load_state_dict(state["state_dict"])
-    except Exception as err:  # missing/unexpected keys, shape mismatches
-        lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()] or [str(err)]
-        detail = "; ".join(lines)
-        if len(detail) > 300:
-            detail = detail[:300] + "..."
-        raise ValueError(f"{path}: its weights do not fit model {name!r} {kwargs} ({detail}); the checkpoint "
-                         f"is from another version of the model or was edited: {redo}") from None
+    except Exception as err:  # what the shapes do not show (a dtype that cannot be copied)
+        raise ValueError(f"{path}: its weights do not load into model {name!r} {kwargs} ({_first_line(err)}); "
+                         f"{redo}") from None
+    if state.get("quick"):
+        model.quick = True
+        print(f"note: {path} is from a quick-mode run (EVA_SMOKE): a few hundred images, not a real result",
+              file=sys.stderr)
     return model.eval()
