@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 
 from . import recipes
 from .engine import History
+from .fsutil import check_writable_dir, describe, remove_stale_temps
 
 RESULTS_DISPLAY_ID = "eva-results"
 
@@ -37,8 +39,19 @@ RESULTS_ENV = "EVA_RESULTS"
 
 
 def history_dir() -> Path:
-    """Where this run's histories go: ``$EVA_RESULTS``, else ``results/`` in the working folder."""
-    return Path(os.environ.get(RESULTS_ENV) or "results")
+    """Where this run's histories go: ``$EVA_RESULTS`` (``~`` expanded; blank means unset), else
+    ``results/`` in the working folder."""
+    value = os.environ.get(RESULTS_ENV, "")
+    return Path(value).expanduser() if value.strip() else Path("results")
+
+
+def check_results_dir(quick: bool) -> Optional[Path]:
+    """At a notebook's start, not after its full run: the folder its history will be written to
+    (:func:`history_dir`) must be writable. A quick run writes nothing, so nothing is checked."""
+    if quick:
+        return None
+    what = f"${RESULTS_ENV}" if os.environ.get(RESULTS_ENV, "").strip() else "the results folder"
+    return check_writable_dir(history_dir(), what)
 
 
 def course_results():
@@ -54,27 +67,87 @@ def save_history(history, step: str, quick: bool = False, results_dir: Optional[
     if quick:
         return None
     path = Path(results_dir or history_dir()) / f"{step}.json"
+    remove_stale_temps(path.parent, f"{path.name}.*.tmp")  # what a save killed by SIGKILL left
     history.save(path)
     return path
+
+
+#: The per-epoch lists of a saved history (one entry per epoch); ``batch_lr`` has one per step.
+_EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "test_correct", "test_total",
+                 "lr", "seconds")
+
+
+def _recipe_of(step: str) -> Optional[str]:
+    """The recipe a history named ``step`` must record: the course step's own (``04_regularizer``,
+    ``09_..._seed2``), or None for a design run, which records the recipe it started from."""
+    names = sorted((r.name for r in recipes.RECIPES.values()), key=len, reverse=True)
+    return next((n for n in names if step == n or step.startswith(n + "_")), None)
+
+
+def parse_history(raw: bytes, step: str) -> History:
+    """A saved history, checked: a JSON object with exactly :class:`History`'s fields, one number
+    per epoch in each list, and (for a course step) no other step's recipe. Raises ValueError
+    saying what is wrong (the caller names the file)."""
+    import json
+
+    try:
+        d = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("it is not text (binary data)") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"it is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"it holds a JSON {type(d).__name__}, not a history object")
+    fields = set(History.__dataclass_fields__)
+    if set(d) != fields:
+        missing, extra = sorted(fields - set(d)), sorted(set(d) - fields)
+        raise ValueError("its keys are not a history's ("
+                         + "; ".join(([f"missing {', '.join(missing)}"] if missing else [])
+                                     + ([f"unexpected {', '.join(extra)}"] if extra else [])) + ")")
+    n = len(d["epoch"]) if isinstance(d["epoch"], list) else -1
+    for key in (*_EPOCH_FIELDS, "batch_lr"):
+        value = d[key]
+        if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in value):
+            raise ValueError(f"its {key!r} is not a list of numbers")
+        if key != "batch_lr" and len(value) != n:
+            raise ValueError(f"its {key!r} has {len(value)} entries for {n} epochs")
+    if n < 1:
+        raise ValueError("it records no epoch")
+    meta = d["meta"]
+    if not isinstance(meta, dict) or not isinstance(meta.get("params"), int):
+        raise ValueError("its 'meta' has no parameter count")
+    expected, recorded = _recipe_of(step), meta.get("recipe")
+    if expected is not None and recorded is not None and recorded != expected:  # a run of fit() records none
+        raise ValueError(f"it holds a run of {recorded}, not of {expected}")
+    return History.from_dict(d)
 
 
 def load_history(step: str, results_dir: Optional[Path] = None):
     """An earlier step's full-run history: this folder's own run if there is one, else the course's.
 
-    ``meta["source"]`` says which: the file's path, or ``"course reference run"``.
+    ``meta["source"]`` says which: the file's path, or ``"course reference run"``. An own file
+    that is not a history of ``step`` (truncated, edited, another step's) is not used: one line
+    on stderr names it and says the course's reference run is shown instead.
     """
-    import json
-
     own = Path(results_dir or history_dir()) / f"{step}.json"
     if own.is_file():
-        history = History.load(own)
-        history.meta["source"] = str(own)
-        return history
+        try:
+            history = parse_history(own.read_bytes(), step)
+            history.meta["source"] = str(own)
+            return history
+        except (ValueError, OSError) as err:
+            why = err if isinstance(err, ValueError) else describe(err)
+            print(f"warning: {own} is not a usable history of {step} ({why}); showing the course's reference "
+                  f"run instead (run notebook {step} in full here to replace the file)", file=sys.stderr)
     shipped = course_results() / f"{step}.json"
     if not shipped.is_file():
         raise FileNotFoundError(f"no history for step {step!r}: neither {own} (run notebook {step} in full "
                                 "here) nor a course reference run in the package")
-    history = History.from_dict(json.loads(shipped.read_text()))
+    try:
+        history = parse_history(shipped.read_bytes(), step)
+    except ValueError as err:
+        raise ValueError(f"the course's reference run {shipped} is damaged ({err}); reinstall eva_utils") from None
     history.meta["source"] = "course reference run"
     return history
 
@@ -144,10 +217,12 @@ def results_markdown(history, title: str = "Results", quick: bool = False,
 
 
 def start_notebook() -> float:
-    """The set-up every notebook shares: figures inline, the Results slot at the top, the clock.
+    """The set-up every notebook shares: the results folder checked (:func:`check_results_dir`),
+    figures inline, the Results slot at the top, the clock.
 
     Returns the start time that :func:`run_header` reports.
     """
+    check_results_dir(recipes.quick_mode())  # a read-only $EVA_RESULTS now, not after the full run
     try:
         from IPython import get_ipython
 
@@ -179,8 +254,9 @@ def show_results(history, title: str = "Results", quick: bool = False,
     return text
 
 
-def seeds_markdown(histories: dict, target: "recipes.Target" = recipes.COURSE_TARGET) -> str:
-    """A table of per-seed results (seed -> history) with the verdict of each against ``target``."""
+def seeds_markdown(histories: dict, target: "recipes.Target" = recipes.COURSE_TARGET, judged: bool = True) -> str:
+    """A table of per-seed results (seed -> history) with the verdict of each against ``target``
+    (``judged=False``, for quick-mode runs: "not judged" instead of a verdict)."""
     if target.last_epochs:
         rows = ["| seed | params | best test (epoch) | last 3 test accuracies | lowest of last 3 | target |",
                 "|---|---|---|---|---|---|"]
@@ -189,7 +265,7 @@ def seeds_markdown(histories: dict, target: "recipes.Target" = recipes.COURSE_TA
                 "|---|---|---|---|---|"]
     for seed, h in histories.items():
         met, _ = recipes.target_report(h, target=target)
-        verdict = "met" if met else "NOT met"
+        verdict = ("met" if met else "NOT met") if judged else "not judged"
         if target.last_epochs:
             best, ep = h.best_test
             last = ", ".join(f"{a:.2f}" for a in h.last(3))
