@@ -29,9 +29,23 @@ SMOKE_TRAIN_IMAGES = 1024  # 8 batches of 128: OneCycleLR needs a few steps per 
 SMOKE_TEST_IMAGES = 500
 
 
+#: The values of ``EVA_SMOKE`` that switch quick mode off (unset too) and on; anything else is refused.
+SMOKE_OFF = ("", "0", "false", "no", "off", "n")
+SMOKE_ON = ("1", "true", "yes", "on", "y")
+
+
 def quick_mode() -> bool:
-    """True when ``EVA_SMOKE`` is set to something other than '', '0' or 'false'."""
-    return os.environ.get("EVA_SMOKE", "").strip().lower() not in ("", "0", "false", "no")
+    """Whether ``EVA_SMOKE`` asks for quick mode: on for 1/true/yes/on/y, off when unset or
+    ''/0/false/no/off/n (any case). Anything else is a ValueError naming it: a typo must not
+    turn a real run into a quick one, nor the other way round."""
+    raw = os.environ.get("EVA_SMOKE", "")
+    value = raw.strip().lower()
+    if value in SMOKE_OFF:
+        return False
+    if value in SMOKE_ON:
+        return True
+    raise ValueError(f"EVA_SMOKE={raw!r} is neither on ({'/'.join(SMOKE_ON)}) nor off (unset, "
+                     f"{'/'.join(SMOKE_OFF[1:])}); set one of those, or unset it")
 
 
 DEFAULT_MOMENTUM = 0.9  # SGD momentum of the course (05 and before; OneCycle cycles its own)
@@ -190,11 +204,18 @@ class Recipe:
             raise ValueError(f"unknown scheduler {self.scheduler!r}; use None or 'onecycle'")
         return optimizer, scheduler
 
-    def run_settings(self, epochs: Optional[int] = None) -> RunSettings:
-        """The epochs/data of a run of this recipe: full, or quick under ``EVA_SMOKE``."""
-        if quick_mode():  # one epoch, plus the epochs the LR holds at its floor
-            return RunSettings(1 + self.hold_epochs, SMOKE_TRAIN_IMAGES, SMOKE_TEST_IMAGES, quick=True)
-        return RunSettings(epochs or self.epochs)
+    def run_settings(self, epochs: Optional[int] = None, train_limit: Optional[int] = None,
+                     test_limit: Optional[int] = None) -> RunSettings:
+        """The epochs/data of a run of this recipe: full, or quick under ``EVA_SMOKE``.
+
+        What is given explicitly wins in both modes; quick mode only fills in what is not
+        (one epoch plus the epochs the LR holds at its floor, a few hundred images), and the
+        run stays marked quick: it is never judged nor saved as a result.
+        """
+        if quick_mode():
+            return RunSettings(epochs or 1 + self.hold_epochs, train_limit or SMOKE_TRAIN_IMAGES,
+                               test_limit or SMOKE_TEST_IMAGES, quick=True)
+        return RunSettings(epochs or self.epochs, train_limit, test_limit)
 
     def with_(self, **changes) -> "Recipe":
         return replace(self, **changes)
@@ -415,6 +436,7 @@ def run(recipe: Recipe, seed: int = 1, *, device=None, settings: Optional[RunSet
     if model is None:
         engine.seed_everything(seed)
         model = models.build(recipe.model, **(model_kwargs or {}))
+    models.check_output(model, datasets.get(recipe.dataset))  # [batch, classes], before any data is loaded
     if fast and augment is None:
         augment = recipe.make_augment()
     loaders = data.loaders(recipe.batch_size, dataset=recipe.dataset, fast=fast, rotation=recipe.rotation,
@@ -430,6 +452,7 @@ def run(recipe: Recipe, seed: int = 1, *, device=None, settings: Optional[RunSet
     history = engine.fit(model, settings.epochs, loaders.train, evaluated_on, optimizer, scheduler,
                          device=device, speed=speed, checkpoint_dir=checkpoint_dir, progress=progress,
                          verbose=verbose, eval_label="Validation set" if valid_size else "Test set",
+                         checkpoint_extra={"quick": True} if settings.quick else None,
                          **recipe.fit_options(loaders))
     history.meta.update(seed=seed, recipe=recipe.name, valid_size=valid_size)
     return Run(model, history, loaders, recipe, seed)

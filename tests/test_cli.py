@@ -29,7 +29,7 @@ def test_train_runs_end_to_end_and_saves_a_loadable_checkpoint(tmp_path):
     (["train", "--model", "resnet"], "invalid choice"),
     (["train", "--epochs", "0"], "must be at least 1"),
     (["train", "--epochs", "ten"], "expected a whole number"),
-    # a limit, so that EVA_SMOKE's quick mode (which picks its own epochs) does not apply
+    # explicit --epochs win over quick mode's (EVA_SMOKE) own, so the recipe's minimum is checked
     (["train", "--epochs", "2", "--train-limit", "256"],
      "holds its LR at the floor for the last 2 epochs after the OneCycle, so it needs at least 3 epochs, not 2"),
 ])
