@@ -25,6 +25,8 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from .checks import check_number, check_optional, check_pair
+
 #: The course's rotation fill: 1 on the uint8 scale, as a [0, 1] tensor value.
 COURSE_FILL = 1.0 / 255.0
 #: Smoothing of the elastic distortion's displacement field, in pixels (Simard et al.'s 4).
@@ -145,15 +147,20 @@ class RandomAffine:
     elastic_sigma: float = ELASTIC_SIGMA
 
     def __post_init__(self):
-        if self.shear is not None and not 0 <= self.shear < 90:
-            raise ValueError(f"shear is the largest slant in degrees, in [0, 90), got {self.shear}")
-        if self.elastic < 0 or self.elastic_sigma <= 0:
-            raise ValueError(f"elastic (alpha, pixels) must be >= 0 and elastic_sigma > 0, got "
-                             f"{self.elastic} and {self.elastic_sigma}")
+        # every value checked, NaN and infinity included: a NaN angle warps every image to blank
         if isinstance(self.degrees, (int, float)):
-            if self.degrees < 0:
-                raise ValueError(f"degrees must be >= 0, got {self.degrees}")
+            check_number("RandomAffine degrees", self.degrees, at_least=0, at_most=180, unit="degrees")
             self.degrees = (-float(self.degrees), float(self.degrees))
+        else:
+            check_pair("RandomAffine degrees", self.degrees, at_least=-180, at_most=180, unit="degrees")
+        if self.translate is not None:
+            check_pair("RandomAffine translate", self.translate, ordered=False, at_least=0, at_most=1)
+        if self.scale is not None:
+            check_pair("RandomAffine scale", self.scale, above=0)
+        check_number("RandomAffine fill", self.fill)
+        check_optional("RandomAffine shear", self.shear, at_least=0, below=90, unit="degrees")
+        check_number("RandomAffine elastic", self.elastic, at_least=0, unit="pixels")
+        check_number("RandomAffine elastic_sigma", self.elastic_sigma, above=0, unit="pixels")
         if self.mode not in ("nearest", "bilinear"):
             raise ValueError(f"mode must be 'nearest' or 'bilinear', got {self.mode!r}")
 
@@ -185,6 +192,7 @@ class RandomAffine:
 
 def rotate(x: torch.Tensor, degrees: float, fill: float = COURSE_FILL, mode: str = "nearest") -> torch.Tensor:
     """Rotate every image of the batch by the same angle (for tests and figures)."""
+    check_number("rotate degrees", degrees, unit="degrees")
     theta = affine_theta(torch.full((len(x),), float(degrees)), size=tuple(x.shape[-2:]))
     return warp(x, theta, fill, mode)
 
@@ -194,6 +202,9 @@ class RandomHorizontalFlip:
     """Flip each image left-right with probability ``p`` (CIFAR; never for digits)."""
 
     p: float = 0.5
+
+    def __post_init__(self):
+        check_number("RandomHorizontalFlip p", self.p, at_least=0, at_most=1)
 
     def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         flip = (torch.rand(len(x), generator=generator) < self.p).to(x.device)
@@ -206,6 +217,10 @@ class RandomCrop:
 
     padding: int = 4
     fill: float = 0.0
+
+    def __post_init__(self):
+        check_number("RandomCrop padding", self.padding, whole=True, at_least=0, unit="pixels")
+        check_number("RandomCrop fill", self.fill)
 
     def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         n, _, h, w = x.shape
@@ -223,6 +238,11 @@ class Cutout:
     size: int = 8
     fill: float = 0.0
     p: float = 1.0
+
+    def __post_init__(self):
+        check_number("Cutout size", self.size, whole=True, at_least=0, unit="pixels")
+        check_number("Cutout fill", self.fill)
+        check_number("Cutout p", self.p, at_least=0, at_most=1)
 
     def __call__(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         n, _, h, w = x.shape
@@ -257,6 +277,8 @@ class MeanFill:
     """
 
     def __init__(self, step, mean):
+        for i, m in enumerate(torch.as_tensor(mean, dtype=torch.float64).flatten().tolist()):
+            check_number(f"MeanFill mean[{i}]", m)
         self.step, self.mean = step, torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
 
     def __call__(self, x, generator=None):

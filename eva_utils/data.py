@@ -32,6 +32,7 @@ import torch
 
 from . import augment as aug
 from . import datasets, sources
+from .checks import check_number
 from .devices import pick_device
 
 MNIST_MEAN = datasets.MNIST.mean[0]
@@ -169,6 +170,22 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(means), tuple(stds)
 
 
+CLASSIC_OPTIONS = ("flip", "crop_padding", "elastic")
+
+
+def check_augment_options(rotation=0.0, **classic) -> None:
+    """Refuse, before any data is loaded, an augmentation value that is not finite or not in its range
+    (a NaN rotation would turn every training image blank; ``classic`` are :func:`classic_transforms`'
+    options)."""
+    if unknown := sorted(set(classic) - set(CLASSIC_OPTIONS)):
+        raise ValueError(f"unknown classic_transform option(s) {', '.join(unknown)}; "
+                         f"the textbook pipeline takes {', '.join(CLASSIC_OPTIONS)}")
+    check_number("rotation", rotation, at_least=0, at_most=180, unit="degrees")
+    check_number("flip", classic.get("flip", 0.0), at_least=0, at_most=1)
+    check_number("crop_padding", classic.get("crop_padding", 0), whole=True, at_least=0, unit="pixels")
+    check_number("elastic", classic.get("elastic", 0.0), at_least=0, unit="pixels")
+
+
 def classic_transforms(dataset: str | datasets.DatasetInfo, train: bool, rotation: float = 0.0,
                        mean=None, std=None, *, flip: float = 0.0, crop_padding: int = 0, elastic: float = 0.0):
     """The textbook torchvision pipeline on PIL images (what the course started from).
@@ -182,6 +199,7 @@ def classic_transforms(dataset: str | datasets.DatasetInfo, train: bool, rotatio
     """
     from torchvision import transforms
 
+    check_augment_options(rotation, flip=flip, crop_padding=crop_padding, elastic=elastic)
     info = datasets.get(dataset) if isinstance(dataset, str) else dataset
     mean, std = mean or info.mean, std or info.std
     steps = []
@@ -268,6 +286,7 @@ def loaders(
     check_limits(train_limit=train_limit, test_limit=test_limit)
     check_valid_size(valid_size)
     check_valid_size(bn_images, "bn_images")
+    check_augment_options(rotation, **(classic_transform or {}))
     device = pick_device(device)
     tensors = sources.load(info.name, root)  # verified once for both splits
     tr_x, tr_y, va_x, va_y = hold_out(tensors["train_x"], tensors["train_y"], valid_size)

@@ -14,7 +14,6 @@ progress update). Evaluation runs in fp32 under ``torch.inference_mode``.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -30,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .fsutil import WriteError, atomic_open, atomic_write_text, check_regular_or_absent, remove_stale_temps
+from .fsutil import atomic_torch_save, atomic_write_text, check_regular_or_absent, remove_stale_temps
 from .devices import PRECISIONS, auto_precision, cpu_has_native_bf16, pick_device  # noqa: F401  (re-exported)
 
 # ----------------------------------------------------------------------------- set-up
@@ -321,17 +320,8 @@ def save_checkpoint(path, model: nn.Module, history: Optional[History] = None, *
     }
 
     check_regular_or_absent(path, "checkpoint")  # never over a device node, a FIFO or a link
-    remove_stale_temps(path.parent, f"{path.name}.*.tmp")  # what a save killed by SIGKILL left
-    # serialised in memory first (a checkpoint is a few hundred KB), so a full disk fails our own
-    # write with its errno ("no space left on ..."), not torch's "enforce fail at inline_container.cc"
-    buffer = io.BytesIO()
-    try:
-        torch.save(state, buffer)
-    except RuntimeError as err:  # torch's writer reports a failure without the path
-        raise WriteError(f"cannot write the checkpoint {path}: {str(err).splitlines()[0]}; check the "
-                         f"free space and permissions of {path.parent}, or choose another path") from None
-    with atomic_open(path) as fh:  # a unique temporary file: two runs saving one path do not collide
-        fh.write(buffer.getbuffer())
+    remove_stale_temps(path.parent, [path.name])  # what a save killed by SIGKILL left
+    atomic_torch_save(state, path)  # a unique temporary file: two runs saving one path do not collide
     return path
 
 

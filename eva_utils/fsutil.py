@@ -2,10 +2,11 @@
 
 Every file the package writes (MNIST's IDX files, caches, checkpoints, histories) goes
 through :func:`atomic_open`: the bytes go to a temporary file with a **unique** name in
-the target's folder (``<name>.<random>.tmp``, so two processes building the same file
+the target's folder (``<name>.<pid>.<random>.tmp``, so two processes building the same file
 never write into one temporary file), are flushed and fsync'ed, and only then renamed
 over the target with ``os.replace``. A reader sees the old file or the whole new one,
-never half of one; a failed write leaves no temporary file behind.
+never half of one; a failed write leaves no temporary file behind. Only a killed writer
+(SIGKILL, power loss) can leave one: :func:`remove_stale_temps` clears those later.
 
 File-system failures become :class:`WriteError` (an ``OSError``) whose message is one
 line naming the path and what to do, instead of a bare ``[Errno 13]`` or torch's
@@ -14,7 +15,7 @@ line naming the path and what to do, instead of a bare ``[Errno 13]`` or torch's
 from __future__ import annotations
 
 import errno
-import fnmatch
+import io
 import os
 import re
 import stat
@@ -49,7 +50,7 @@ def remedy(err: OSError, folder: Path) -> str:
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"make {folder} writable, or choose a folder you can write to"
     if no_space(err):
-        return f"free some space on the disk holding {folder}, or choose another folder"
+        return f"free some space on the disk holding {folder}, or choose a folder on another disk"
     if code == errno.ENOTDIR:
         return f"a part of {folder} is a file, not a folder: choose another path"
     if code == errno.EISDIR:
@@ -114,7 +115,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
                          errno.EISDIR, "it is a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        # the writer's PID in the name lets remove_stale_temps leave a live writer's file alone
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.{os.getpid()}.", suffix=".tmp")
     except OSError as err:
         raise _write_error(path, err) from None
     tmp = Path(tmp_name)
@@ -131,6 +133,22 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             raise _write_error(path, err) from None
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically. The object is serialised in memory first (a
+    checkpoint is a few hundred KB, the CIFAR-10 cache 180 MB), so a failed write is our own
+    :class:`WriteError` naming ``path`` and its cause ("no space left on ..."), not torch's
+    ``enforce fail at inline_container.cc``, which swallows the error of the write that failed."""
+    import torch
+
+    buffer = io.BytesIO()
+    try:
+        torch.save(obj, buffer)
+    except RuntimeError as err:  # torch's serialiser failed (in memory: not the disk); say where it was going
+        raise WriteError(f"cannot write {path}: {str(err).splitlines()[0] if str(err) else 'torch.save failed'}; "
+                         "choose another path, or report it if it happens again") from None
+    return atomic_write_bytes(path, buffer.getbuffer())
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -231,31 +249,62 @@ def check_regular_or_absent(path: str | os.PathLike, what: str = "file") -> Path
     return path
 
 
-#: The names :func:`atomic_open` gives its temporary files: ``<name>.<8 random characters>.tmp``.
-_TEMP_NAME = re.compile(r".+\.[a-z0-9_]{8}\.tmp")
+#: A temporary file of :func:`atomic_open` (``<name>.<pid>.<random>.tmp``; before the PID was
+#: added, ``<name>.<random>.tmp``) or of :func:`check_writable_dir`'s probe.
+_TEMP_NAME = re.compile(r"^(?P<target>.+?)\.(?:(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp$")
+#: How long a temporary file must have gone unwritten before it counts as abandoned.
+STALE_AFTER_S = 600.0
 
 
-def remove_stale_temps(folder: Path, pattern: str = "*.tmp", older_than_s: float = 600) -> list[Path]:
-    """Remove the temporary files a killed writer left in ``folder``; returns those removed.
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):  # someone else's process; or not a PID
+        return True
+    return True
 
-    :func:`atomic_open` removes its temporary file on any exception, but SIGKILL (or a power
-    cut) leaves it; nothing else would ever remove it. Only regular files named as
-    :func:`atomic_open` names them, matching ``pattern`` and unchanged for ``older_than_s``
-    seconds, are removed: a writer still at work keeps touching its file.
+
+def remove_stale_temps(folder: str | os.PathLike, names=None, max_age_s: float = STALE_AFTER_S) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``folder``; returns those deleted.
+
+    Only our own pattern is touched (``<name>.<pid>.<random>.tmp``, see :func:`atomic_open`,
+    and ``.eva_write_test.<random>.tmp``), only regular files (never a link or a folder), and
+    with ``names`` only the temporary files of those target names. A file counts as stale when
+    **both** hold:
+
+    * it has not been written for ``max_age_s`` (10 minutes): a writer that is alive writes its
+      file within seconds (a 180 MB cache, a checkpoint) and renames it at once;
+    * the PID in its name is not a live process on this machine (files named before the PID was
+      added have only the age rule). A live PID may be a reused one: then the file waits for a
+      later run; a writer on another machine sharing the folder has a PID not seen here, which
+      is why the age rule alone never deletes a file younger than ``max_age_s``.
+
+    Best effort: a file that cannot be deleted (read-only folder, gone already) is left.
     """
+    folder = Path(folder)
     removed = []
     try:
         entries = list(os.scandir(folder))
-    except OSError:  # no folder (yet), or one we cannot list: nothing to clean
+    except OSError:
         return removed
     now = time.time()
+    wanted = None if names is None else {*names, ".eva_write_test"}
     for entry in entries:
-        if not (_TEMP_NAME.fullmatch(entry.name) and fnmatch.fnmatchcase(entry.name, pattern)):
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or (wanted is not None and match["target"] not in wanted):
             continue
         try:
-            if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime > older_than_s:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-        except OSError:  # gone already (another run cleaned it), or not ours to remove
+            if not entry.is_file(follow_symlinks=False) or now - entry.stat(follow_symlinks=False).st_mtime < max_age_s:
+                continue
+        except OSError:
             continue
+        if match["pid"] is not None and _pid_alive(int(match["pid"])):
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
     return removed

@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 
 from . import augment, data, datasets, engine, models
+from .checks import check_optional
 
 #: The course target: accuracy held in each of the last ``last_epochs`` epochs.
 TARGET_ACC = 99.40
@@ -61,6 +62,20 @@ class RunSettings:
     quick: bool = False
 
 
+#: The range of each numeric :class:`Recipe` field (checked on every Recipe made, ``with_`` too).
+RECIPE_RANGES = {
+    "epochs": dict(whole=True, at_least=1), "batch_size": dict(whole=True, at_least=1),
+    "rotation": dict(at_least=0, at_most=180, unit="degrees"), "translate": dict(at_least=0, at_most=1),
+    "scale": dict(at_least=0, below=1), "elastic": dict(at_least=0, unit="pixels"),
+    "crop_padding": dict(whole=True, at_least=0, unit="pixels"), "flip": dict(at_least=0, at_most=1),
+    "cutout": dict(whole=True, at_least=0, unit="pixels"), "cutout_p": dict(at_least=0, at_most=1),
+    "lr": dict(above=0), "momentum": dict(at_least=0, below=1), "weight_decay": dict(at_least=0),
+    "max_lr": dict(above=0), "pct_start": dict(above=0, below=1), "hold_epochs": dict(whole=True, at_least=0),
+    "bn_momentum": dict(above=0, at_most=1), "precise_bn": dict(whole=True, at_least=0),
+    "label_smoothing": dict(at_least=0, below=1), "ema": dict(at_least=0, below=1),
+}
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything but the seed that decides how a step trains: model, dataset, augmentation,
@@ -95,6 +110,15 @@ class Recipe:
     ema: Optional[float] = None      # evaluate an exponential moving average of the weights (07)
     cpu_precision: Optional[str] = None     # training precision on a CPU (None: the engine's choice)
     cpu_channels_last: Optional[bool] = None  # channels-last memory format on a CPU (None: no)
+
+    def __post_init__(self):
+        """Refuse a NaN, an infinity or an out-of-range number in any field (:data:`RECIPE_RANGES`) when
+        the recipe is made: a NaN rotation would blank every training image, a NaN LR every weight."""
+        for name, bounds in RECIPE_RANGES.items():
+            try:
+                check_optional(name, getattr(self, name), **bounds)
+            except ValueError as err:
+                raise ValueError(f"recipe {self.name!r}: {err}") from None
 
     def make_augment(self):
         """The batched augmentation of the training images (None when there is none).

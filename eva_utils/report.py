@@ -67,7 +67,7 @@ def save_history(history, step: str, quick: bool = False, results_dir: Optional[
     if quick:
         return None
     path = Path(results_dir or history_dir()) / f"{step}.json"
-    remove_stale_temps(path.parent, f"{path.name}.*.tmp")  # what a save killed by SIGKILL left
+    remove_stale_temps(path.parent, [path.name])  # what a save killed by SIGKILL left
     history.save(path)
     return path
 

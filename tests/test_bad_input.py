@@ -206,6 +206,108 @@ def test_raw_os_errors_get_the_path_and_a_remedy():
     assert text.startswith("/somewhere/file.pt: Permission denied; make") and "\n" not in text
 
 
+# ----------------------------------------------------------------------------- full disk; Fashion-MNIST's folder faults
+
+
+def test_a_full_disk_is_named_with_its_own_remedy():
+    full = OSError(errno.ENOSPC, "No space left on device")
+    assert fsutil.remedy(full, Path("/data")) == ("free some space on the disk holding /data, or choose a "
+                                                  "folder on another disk")
+    error = sources.unwritable_data_error(Path("/data/MNIST/raw"), full)
+    assert str(error).startswith("no space left on /data/MNIST/raw:") and "$EVA_DATA" in str(error)
+    assert "writable" not in str(error)
+
+
+def test_a_full_disk_during_the_data_build_says_no_space_left(tmp_path, monkeypatch, capsys, no_network):
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)  # every write of the build fails as on a full disk
+    assert cli.main(["train", *TINY, "--data", str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    line = one_error_line(err)
+    raw = tmp_path / "MNIST" / "raw"
+    assert line.startswith(f"error: no space left on {raw}:") and "$EVA_DATA" in line and "free some space" in line
+    assert "writable" not in line and "EPOCH" not in out
+    assert not list(raw.iterdir())  # no temporary file left
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A real 1 MiB file system (tmpfs): writes beyond it fail with ENOSPC. Needs root (mount)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                                                       capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root): the full-disk case is tested with ENOSPC raised")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_really_full_disk_names_itself_for_data_and_torch_saves(tiny_disk, monkeypatch, capsys, no_network):
+    assert cli.main(["train", *TINY, "--data", str(tiny_disk)]) == 2
+    raw = tiny_disk / "MNIST" / "raw"
+    assert one_error_line(capsys.readouterr().err).startswith(f"error: no space left on {raw}:")
+    assert not list(raw.glob("*.tmp"))
+    with pytest.raises(fsutil.WriteError) as err:  # torch's own writer: the cause, not inline_container.cc
+        fsutil.atomic_torch_save({"x": torch.zeros(1_000_000)}, tiny_disk / "cache.pt")
+    message = str(err.value)
+    assert message.startswith(f"no space left on {tiny_disk}: cannot write {tiny_disk / 'cache.pt'}; free some "
+                              "space") and "inline_container" not in message
+    assert err.value.errno == errno.ENOSPC and not list(tiny_disk.glob("cache.pt*"))
+
+
+@pytest.fixture
+def fashion_downloads(monkeypatch):
+    """torchvision's Fashion-MNIST download, replaced by one that fails as offline (with torchvision's long
+    message) and counts its calls; no offline copy."""
+    calls = []
+
+    def offline(root):
+        calls.append(root)
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried " + "http://mirror/, got:\n" * 30
+                           + "<urlopen error [Errno -2] Name or service not known>")
+    monkeypatch.setattr(sources, "_fashion_download", offline)
+    monkeypatch.setattr(sources, "fashion_offline_dir", lambda: None)
+    return calls
+
+
+def test_fashion_with_eva_data_a_file_names_the_file_first(a_file, monkeypatch, fashion_downloads):
+    monkeypatch.setenv("EVA_DATA", str(a_file))
+    with pytest.raises(ValueError, match=rf"^the data folder {a_file} is a file, not a folder; point --data / \$EVA_DATA"):
+        sources.ensure_fashion_mnist()
+    assert fashion_downloads == []
+    r = run_cli("train", "--model", "fashion_adapted", *TINY, env={"EVA_DATA": str(a_file)})
+    assert r.returncode == 2 and one_error_line(r.stderr).startswith(f"error: the data folder {a_file} is a file")
+
+
+def test_fashion_raw_file_replaced_by_a_folder_is_named_with_the_remedy(tmp_path, fashion_downloads):
+    bad = sources.fashion_raw_dir(tmp_path) / "t10k-labels-idx1-ubyte"
+    bad.mkdir(parents=True)
+    with pytest.raises(ValueError, match=rf"^{bad} is a folder where the data file .* \(rm -r {bad}\)"):
+        sources.ensure_fashion_mnist(tmp_path)
+    assert fashion_downloads == []
+
+
+def test_fashion_read_only_folder_is_named_not_a_failed_download(tmp_path, monkeypatch, capsys, fashion_downloads):
+    read_only(monkeypatch, tmp_path)
+    raw = sources.fashion_raw_dir(tmp_path)
+    with pytest.raises(sources.DataUnavailableError) as err:
+        sources.ensure_fashion_mnist(tmp_path)
+    assert str(err.value).startswith(f"cannot write the data into {raw} (Permission denied). Remedies: make {raw} "
+                                     "writable")
+    assert fashion_downloads == []
+    assert cli.main(["train", "--model", "fashion_adapted", *TINY, "--data", str(tmp_path)]) == 2
+    assert one_error_line(capsys.readouterr().err).startswith(f"error: cannot write the data into {raw}")
+
+
+def test_fashion_download_failure_is_said_in_short_with_its_cause(tmp_path, fashion_downloads):
+    with pytest.raises(sources.DataUnavailableError) as err:
+        sources.ensure_fashion_mnist(tmp_path)
+    message = str(err.value)
+    said = message.split("torchvision download failed: ")[1].split("; no offline copy")[0]
+    assert len(said) <= 240 and said.endswith("Name or service not known>") and "\n" not in message
+
+
 # ----------------------------------------------------------------------------- 3. unique temporary files
 
 

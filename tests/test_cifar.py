@@ -9,6 +9,10 @@ folder, with the expected counts patched down, so they take well under a second.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from eva_utils import augment as aug
-from eva_utils import convs, data, datasets, engine, models, recipes, sources
+from eva_utils import cli, convs, data, datasets, engine, models, recipes, sources
 from eva_utils.rf import rf_table
 from eva_utils.sources import DataUnavailableError
 
@@ -260,6 +264,195 @@ def test_env_var_locates_the_png_folders(tiny_tree, monkeypatch, tmp_path):
     monkeypatch.setenv(sources.CIFAR_ENV_DIR, str(tiny_tree))
     monkeypatch.setattr(sources, "CIFAR_REPO_FALLBACK", tmp_path / "nowhere")
     assert sources.cifar_png_dir() == tiny_tree
+
+
+# ----------------------------------------------------------------------------- the cache's checksum, two processes
+
+
+def test_cache_with_four_changed_bytes_is_rebuilt(tiny_tree, tmp_path, capsys):
+    """A few changed bytes inside a tensor load silently (torch checks no checksum): the recorded SHA-256 tells."""
+    root = tmp_path / "data"
+    good = sources.load_cifar10(root=root, png_root=tiny_tree, verbose=False)
+    assert good["meta"]["sha256"] == sources.cifar_digest(good)
+    path = sources.cifar_cache_path(root)
+    raw = bytearray(path.read_bytes())
+    at = raw.find(good["train_x"].numpy().tobytes()[:256]) + 5000
+    assert at > 5000
+    raw[at:at + 4] = bytes(b ^ 0xFF for b in raw[at:at + 4])
+    path.write_bytes(bytes(raw))
+    altered = torch.load(path, weights_only=True)
+    assert sources.check_cifar_tensors(altered) == [] and not torch.equal(altered["train_x"], good["train_x"])
+    again = sources.load_cifar10(root=root, png_root=tiny_tree, verbose=True)
+    assert "altered on disk): rebuilding" in capsys.readouterr().out
+    assert torch.equal(again["train_x"], good["train_x"])
+    assert torch.equal(torch.load(path, weights_only=True)["train_x"], good["train_x"])  # rebuilt on disk
+    # a cache from before the checksum (its meta has none) is rebuilt with one
+    old = dict(good, meta={k: v for k, v in good["meta"].items() if k != "sha256"})
+    torch.save(old, path)
+    sources.load_cifar10(root=root, png_root=tiny_tree, verbose=True)
+    assert "no checksum recorded" in capsys.readouterr().out
+    assert torch.load(path, weights_only=True)["meta"]["sha256"] == good["meta"]["sha256"]
+
+
+RACER = """
+import dataclasses, sys, time
+from pathlib import Path
+from eva_utils import datasets, sources
+tiny = dataclasses.replace(datasets.CIFAR10, train_count=20, test_count=10)  # the tiny tree's counts
+datasets.CIFAR10 = datasets.DATASETS["cifar10"] = tiny
+for go in sys.argv[3:]:
+    print("ready", flush=True)
+    while not Path(go).exists():
+        time.sleep(0.001)
+    try:
+        print(sources.cifar_digest(sources.load_cifar10(root=sys.argv[1], png_root=sys.argv[2], verbose=False)), flush=True)
+    except Exception as err:
+        print(type(err).__name__, flush=True)
+"""
+
+
+def test_processes_finding_one_corrupt_cache_all_rebuild_it(tiny_tree, tmp_path):
+    """Four processes find the same bad cache at once (four rounds): each rebuilds it, none fails
+    (the bad cache used to be unlink()ed by each: FileNotFoundError in most rounds)."""
+    root = tmp_path / "data"
+    good = sources.load_cifar10(root=root, png_root=tiny_tree, verbose=False)
+    path = sources.cifar_cache_path(root)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    rounds = [tmp_path / f"go{i}" for i in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(root), str(tiny_tree), *map(str, rounds)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        for go in rounds:
+            assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 4
+            # a bad cache that takes a while to read (the real one is 184 MB): 30 MB of wrong tensors,
+            # then a truncated one, as all four are about to look
+            if go in rounds[::2]:
+                torch.save({"train_x": torch.zeros(30_000_000, dtype=torch.uint8)}, path)
+            else:
+                path.write_bytes(path.read_bytes()[:1000])
+            go.touch()  # all four start at once
+            assert [p.stdout.readline().strip() for p in procs] == [good["meta"]["sha256"]] * 4
+    finally:
+        for go in rounds:
+            go.touch()  # lets any process still waiting finish, should an assertion have failed
+        for p in procs:
+            p.wait(timeout=300)
+    assert [p.returncode for p in procs] == [0] * 4, [p.stderr.read() for p in procs]
+    assert sources.cifar_digest(torch.load(path, weights_only=True)) == good["meta"]["sha256"]
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+
+
+# ----------------------------------------------------------------------------- the PNG tree, checked before decoding
+
+
+def _png(path, size=(32, 32), mode="RGB"):
+    from PIL import Image
+
+    Image.new(mode, size, "red").save(path)
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _remove_files(folder):
+    for p in folder.iterdir():
+        p.unlink()
+
+
+def _outside_png(tree):
+    _png(tree.parent / "elsewhere.png")
+    return tree.parent / "elsewhere.png"
+
+
+#: fault name -> (how to make it in the tiny tree, split named, path named, problem named)
+TREE_FAULTS = {
+    "truncated": (lambda t: _truncate(t / "train/cat/cat_1.png"), "train", "train/cat/cat_1.png", "truncated"),
+    "wrong size": (lambda t: _png(t / "test/dog/dog_0.png", (16, 16)), "test", "test/dog/dog_0.png", "16x16"),
+    "RGBA": (lambda t: _png(t / "test/dog/dog_0.png", mode="RGBA"), "test", "test/dog/dog_0.png", "not 8-bit RGB"),
+    "grey": (lambda t: _png(t / "train/dog/dog_1.png", mode="L"), "train", "train/dog/dog_1.png", "not 8-bit RGB"),
+    "not a PNG": (lambda t: (t / "test/ship/ship_0.png").write_text("hello"), "test", "test/ship/ship_0.png",
+                  "not a PNG"),
+    "empty file": (lambda t: (t / "test/ship/ship_0.png").write_bytes(b""), "test", "test/ship/ship_0.png", "empty"),
+    "a JPEG": (lambda t: (t / "train/frog/frog_9.jpg").write_bytes(b"\xff\xd8\xff"), "train", "train/frog/frog_9.jpg",
+               "not a PNG"),
+    "empty class": (lambda t: _remove_files(t / "test/cat"), "test", "test/cat", "holds no PNG images"),
+    "missing class": (lambda t: shutil.rmtree(t / "train/horse"), "train", "train", "no folder for the class(es) horse"),
+    "extra folder": (lambda t: (t / "test/.ipynb_checkpoints").mkdir(), "test", "test", "not CIFAR-10 classes"),
+    "symlink loop": (lambda t: (t / "train/cat/loop").symlink_to(t / "train/cat"), "train", "train/cat/loop", "a link"),
+    "link out of the tree": (lambda t: (t / "test/cat/cat_9.png").symlink_to(_outside_png(t)), "test",
+                             "test/cat/cat_9.png", "a link"),
+    "linked class folder": (lambda t: (shutil.rmtree(t / "train/dog"), (t / "train/dog").symlink_to(t / "test/dog")),
+                            "train", "train/dog", "a link"),
+    "subfolder": (lambda t: (t / "train/cat/more").mkdir(), "train", "train/cat/more", "a folder inside a class folder"),
+    "one image too many": (lambda t: _png(t / "train/cat/cat_7.png"), "train", "train/cat", "holds 3 PNG images, CIFAR-10 has 2"),
+}
+
+
+@pytest.mark.parametrize("fault", TREE_FAULTS)
+def test_a_bad_png_tree_is_named_before_anything_is_decoded(fault, tiny_tree, tmp_path, monkeypatch):
+    import PIL.Image
+
+    make, split, named, problem = TREE_FAULTS[fault]
+    make(tiny_tree)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("an image was decoded before the tree was checked")
+    monkeypatch.setattr(PIL.Image, "open", no_decoding)
+    for attempt in (lambda: sources.load_cifar10(root=tmp_path / "data", png_root=tiny_tree, verbose=False),
+                    lambda: sources.torchvision_dataset("cifar10", False, tmp_path / "data", png_root=tiny_tree)):
+        with pytest.raises(ValueError) as err:
+            attempt()
+        message = str(err.value)
+        assert message.startswith(f"CIFAR-10 {split} split: {tiny_tree / named}") and problem in message, message
+        assert "\n" not in message and f"${sources.CIFAR_ENV_DIR}" in message
+    assert not sources.cifar_cache_path(tmp_path / "data").exists()
+
+
+def test_damaged_image_data_behind_a_good_header_names_the_file(tiny_tree, tmp_path):
+    bad = tiny_tree / "test" / "truck" / "truck_0.png"
+    raw = bytearray(bad.read_bytes())
+    raw[60:200] = bytes(140)  # inside the image data; the header and the end marker intact
+    bad.write_bytes(bytes(raw))
+    assert sources.png_problem(bad) is None
+    with pytest.raises(ValueError, match=rf"^CIFAR-10 test split: cannot decode {bad} \("):
+        sources.load_cifar10(root=tmp_path / "data", png_root=tiny_tree, verbose=False)
+
+
+def test_the_real_trees_pngs_pass_the_header_check(tiny_tree):
+    samples = sources.check_cifar_tree(tiny_tree)
+    assert [len(samples["train"]), len(samples["test"])] == [20, 10]
+    assert samples["test"] == sources.cifar_image_folder(tiny_tree / "test").samples  # ImageFolder's order
+
+
+@pytest.mark.parametrize("make, what", [
+    (lambda tmp: tmp / "nowhere", "does not exist"),
+    (lambda tmp: (tmp / "file.txt").write_text("x") and tmp / "file.txt", "is not a folder"),
+    (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", "has no train/ and test/ folders"),
+])
+def test_a_wrong_eva_cifar10_dir_is_an_error_naming_it(make, what, tiny_tree, tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    sources.load_cifar10(root=root, png_root=tiny_tree, verbose=False)  # a good cache does not hide it
+    bad = make(tmp_path)
+    monkeypatch.setenv(sources.CIFAR_ENV_DIR, str(bad))
+    expected = rf"^\${sources.CIFAR_ENV_DIR}={bad} {what}; point it at .*, or unset it$"
+    with pytest.raises(ValueError, match=expected):
+        sources.load_cifar10(root=root, verbose=False)
+    with pytest.raises(ValueError, match=expected):
+        sources.torchvision_dataset("cifar10", True, root)
+    with pytest.raises(ValueError, match=f"the CIFAR-10 PNG folder {tmp_path / 'nowhere'} does not exist"):
+        sources.load_cifar10(root=root, png_root=tmp_path / "nowhere", verbose=False)
+
+
+def test_the_command_line_names_a_wrong_eva_cifar10_dir_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(sources.CIFAR_ENV_DIR, str(tmp_path / "nowhere"))
+    monkeypatch.setenv("EVA_DATA", str(tmp_path / "data"))
+    assert cli.main(["train", "--model", "cifar_advanced", "--epochs", "1", "--train-limit", "64", "--test-limit",
+                     "20", "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == f"error: ${sources.CIFAR_ENV_DIR}={tmp_path / 'nowhere'} does not exist; point it at the " \
+                          "folder holding train/<class>/*.png and test/<class>/*.png, or unset it"
+    assert "EPOCH" not in out
 
 
 # ----------------------------------------------------------------------------- batched augmentation
