@@ -55,7 +55,8 @@ def mark_clipped(ax) -> str:
         for side, out, at, marker in (("below", y < lo, 0.03, "v"), ("above", y > hi, 0.97, "^")):
             if out.any():
                 ax.plot(x[out], np.full(out.sum(), at), marker, ms=7, color=line.get_color(),
-                        transform=ax.get_xaxis_transform(), clip_on=False, gid=CLIPPED, label="_" + side)
+                        transform=ax.get_xaxis_transform(), clip_on=False, gid=CLIPPED, label="_" + side,
+                        zorder=6)  # above a legend (zorder 5) that may sit in that corner
                 counts[side] += int(out.sum())
     return "".join(f"; {'▼' if side == 'below' else '▲'} {n} point{'s' * (n != 1)} {side}"
                    for side, n in counts.items() if n)
@@ -170,7 +171,7 @@ def plot_gap(histories: dict, title: str = "Train minus test accuracy") -> plt.F
     ax.set_ylim(low - pad, high + pad)
     ax.set(xlabel="epoch", ylabel="train - test (points)", title=title + mark_clipped(ax))
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: no point under it
     fig.tight_layout()
     return fig
 

@@ -52,6 +52,8 @@ def assert_every_point_shown(ax):
     """Every data point inside the y-limits, or marked at the edge by a clipped-marker line."""
     lo, hi = ax.get_ylim()
     marks = [line for line in ax.lines if line.get_gid() == plots.CLIPPED]
+    legend = ax.get_legend()
+    assert legend is None or all(m.get_zorder() > legend.get_zorder() for m in marks)  # no legend hides them
     for line in ax.lines:
         if line.get_gid() == plots.CLIPPED or line.get_transform() != ax.transData:
             continue
