@@ -135,8 +135,11 @@ def rf_gallery(model, image: torch.Tensor, input_size=(1, 28, 28), every: int = 
 
 def figure_png(fig: Figure, footer: str = "") -> bytes:
     """``fig`` as PNG bytes (100 dpi, tight), with ``footer`` written under it if given."""
-    if footer:
-        fig.text(0.5, 0.0, footer, ha="center", va="top", fontsize=_label_size(), style="italic", color="0.3")
+    if footer:  # just under the lowest drawing, not the figure's edge (a square image leaves a margin)
+        fig.draw_without_rendering()
+        bottom = min(ax.get_tightbbox().y0 for ax in fig.axes) / fig.bbox.height
+        fig.text(0.5, bottom - 0.02, footer, ha="center", va="top", fontsize=_label_size(), style="italic",
+                 color="0.3")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     return buf.getvalue()
