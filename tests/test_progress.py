@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # two epochs of 4 batches, with the bar on, as the command line's train does
 SCRIPT = """
+import torch
 from eva_utils import data, engine, models
 engine.seed_everything(0)
 loaders = data.loaders(64, device="cpu", train_limit=256, test_limit=100)
