@@ -173,7 +173,7 @@ def full_run(device, root=None) -> tuple[float, engine.History]:
     recipe = recipes.get_recipe("final")
     start = time.perf_counter()
     history = recipes.run(recipe, 1, device=device, root=root, settings=recipes.RunSettings(recipe.epochs),
-                          progress=False, verbose=False).history  # the command line's run, data loading included
+                          progress=False, verbose=None).history  # the command line's run, data loading included (silent)
     return time.perf_counter() - start, history
 
 

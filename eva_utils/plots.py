@@ -9,9 +9,116 @@ from typing import Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from .data import MNIST_MEAN, MNIST_STD, spread_indices
+
+
+# ----------------------------------------------------------------------------- readability helpers
+
+
+def plain_number(x: float) -> str:
+    """``2.28``, ``0.031``, ``7,756``: a tick label a student reads at once (no ``2.28x10^0``)."""
+    if x == 0:
+        return "0"
+    if abs(x) >= 1000 and float(x).is_integer():
+        return f"{x:,.0f}"
+    return np.format_float_positional(x, precision=3, unique=True, fractional=False, trim="-")
+
+
+class PlainLogFormatter(LogFormatter):
+    """matplotlib's choice of which log ticks get a label, each written as a plain number."""
+
+    def __call__(self, x, pos=None):
+        return plain_number(x) if super().__call__(x, pos) else ""
+
+
+def plain_log_ticks(axis) -> None:
+    """Plain numbers on a log ``axis`` (ax.xaxis or ax.yaxis), major and minor ticks alike."""
+    axis.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
+    axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
+
+
+CLIPPED = "clipped"  # the gid of the edge markers, so tests (and readers of the code) find them
+
+
+def mark_clipped(ax) -> str:
+    """Mark every point of ``ax``'s data lines that lies outside its y-limits: a triangle at
+    that edge (pointing out, in the line's colour), so a zoomed panel never hides a point
+    silently. Returns the title's word on them (``"; ▼ 4 points below"``; empty if none)."""
+    lo, hi = ax.get_ylim()
+    counts = {"below": 0, "above": 0}
+    for line in list(ax.lines):
+        if line.get_gid() == CLIPPED or line.get_transform() != ax.transData:
+            continue  # reference lines (axhline) span the axes by construction
+        x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+        for side, out, at, marker in (("below", y < lo, 0.03, "v"), ("above", y > hi, 0.97, "^")):
+            if out.any():
+                ax.plot(x[out], np.full(out.sum(), at), marker, ms=7, color=line.get_color(),
+                        transform=ax.get_xaxis_transform(), clip_on=False, gid=CLIPPED, label="_" + side,
+                        zorder=6)  # above a legend (zorder 5) that may sit in that corner
+                counts[side] += int(out.sum())
+    return "".join(f"; {'▼' if side == 'below' else '▲'} {n} point{'s' * (n != 1)} {side}"
+                   for side, n in counts.items() if n)
+
+
+def label_points(ax, xs, ys, labels, fontsize: float = 9, gap_pt: float = 6, pad_pt: float = 2):
+    """Write ``labels`` beside their points so that none overlaps another or leaves the axes.
+
+    Each label starts to the right of its point (to the left where it would leave the axes),
+    centred on it; labels that would overlap are stacked apart vertically, and the stack is
+    kept inside the axes (so no label covers a tick label); a moved label gets a leader
+    line to its point. Call it last, after the limits and the layout are final (it measures
+    in display space). Returns the annotations.
+    """
+    fig = ax.figure
+    px_per_pt = fig.dpi / 72.0
+    frame = ax.get_window_extent()
+    margin, gap, pad = 2.0, gap_pt * px_per_pt, pad_pt * px_per_pt
+    extra = 2 * gap  # a moved label sits this much further out, so its leader line shows
+    boxes = []  # [index, left, right, y centre, height, ha, point x, point y]; left/right include `extra`
+    for i, (x, y, text) in enumerate(zip(xs, ys, labels)):
+        px, py = ax.transData.transform((x, y))
+        probe = fig.text(0, 0, text, fontsize=fontsize)
+        ext = probe.get_window_extent()
+        probe.remove()
+        w, h = ext.width + extra, ext.height
+        if px + gap + w <= frame.x1 - margin:
+            boxes.append([i, px + gap, px + gap + w, py, h, "left", px, py])
+        else:
+            boxes.append([i, px - gap - w, px - gap, py, h, "right", px, py])
+
+    def x_overlap(a, b):
+        return a[1] < b[2] and b[1] < a[2]
+
+    by_y = sorted(boxes, key=lambda b: b[3])
+    for k, b in enumerate(by_y):  # upward: each above the ones below it that it would touch
+        for below in by_y[:k]:
+            if x_overlap(b, below):
+                b[3] = max(b[3], below[3] + below[4] / 2 + pad + b[4] / 2)
+    for k in range(len(by_y) - 1, -1, -1):  # downward: the stack stays under the axes' top
+        b = by_y[k]
+        ceiling = frame.y1 - margin
+        for above in by_y[k + 1:]:
+            if x_overlap(b, above):
+                ceiling = min(ceiling, above[3] - above[4] / 2 - pad)
+        b[3] = min(b[3], ceiling - b[4] / 2)
+    for b in by_y:  # and above its bottom (a crowded axes may then overlap: a figure too small)
+        b[3] = max(b[3], frame.y0 + margin + b[4] / 2)
+    notes = []
+    for i, left, right, yc, h, ha, px, py in sorted(boxes):
+        moved = abs(yc - py) > h / 2
+        shift = extra if moved else 0.0
+        anchor_x = left + shift if ha == "left" else right - shift
+        notes.append(ax.annotate(labels[i], (xs[i], ys[i]), xytext=((anchor_x - px) / px_per_pt, (yc - py) / px_per_pt),
+                                 textcoords="offset points", ha=ha, va="center", fontsize=fontsize,
+                                 annotation_clip=False,
+                                 arrowprops=dict(arrowstyle="-", color="0.5", lw=0.6, shrinkA=0, shrinkB=4)
+                                 if moved else None))
+    return notes
+
+
+# ----------------------------------------------------------------------------- figures
 
 
 def plot_history(history, title: str = "", target: Optional[float] = 99.4) -> plt.Figure:
@@ -21,6 +128,7 @@ def plot_history(history, title: str = "", target: Optional[float] = 99.4) -> pl
     ax_loss.plot(ep, history.train_loss, "o-", label="train")
     ax_loss.plot(ep, history.test_loss, "o-", label="test")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss", yscale="log")
+    plain_log_ticks(ax_loss.yaxis)
     ax_acc.plot(ep, history.train_acc, "o-", label="train")
     ax_acc.plot(ep, history.test_acc, "o-", label="test")
     if target is not None:
@@ -28,9 +136,10 @@ def plot_history(history, title: str = "", target: Optional[float] = 99.4) -> pl
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     low = min(min(history.train_acc), min(history.test_acc))
     if target is not None and max(history.test_acc) > target - 1.0:
-        # zoomed to the target region, where the last epochs are decided; earlier points run off the axis
+        # zoomed to the target region, where the last epochs are decided; earlier points are
+        # marked at the bottom edge
         ax_acc.set_ylim(target - 1.5, 100)
-        ax_acc.set_title(f"Accuracy (zoomed: {target - 1.5:.1f}-100%)")
+        ax_acc.set_title(f"Accuracy (zoomed: {target - 1.5:.1f}-100%{mark_clipped(ax_acc)})")
     else:
         ax_acc.set_ylim(max(low - 0.5, 90.0) if low > 90 else max(low - 1, 0), 100)
     for ax in (ax_loss, ax_acc):
@@ -47,7 +156,8 @@ def plot_gap(histories: dict, title: str = "Train minus test accuracy") -> plt.F
     """The over-fitting gap (train - test accuracy, in points) per epoch, one line per run.
 
     The first epoch's train accuracy averages over a network that is still learning, so
-    its gap is far off the scale of the rest; the axis is fitted to epochs 2 on.
+    its gap is far off the scale of the rest; the axis is fitted to epochs 2 on, and a
+    point off the scale is marked at the edge.
     """
     fig, ax = plt.subplots(figsize=(7, 3.2))
     later = []
@@ -59,9 +169,9 @@ def plot_gap(histories: dict, title: str = "Train minus test accuracy") -> plt.F
     low, high = min(min(later), 0.0), max(max(later), 0.0)
     pad = 0.15 * (high - low or 1.0)
     ax.set_ylim(low - pad, high + pad)
-    ax.set(xlabel="epoch", ylabel="train - test (points)", title=title + " (epoch 1 may be off the scale)")
+    ax.set(xlabel="epoch", ylabel="train - test (points)", title=title + mark_clipped(ax))
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: no point under it
     fig.tight_layout()
     return fig
 
@@ -77,16 +187,25 @@ def plot_seeds(histories: dict, target: float = 99.4, last: int = 3,
     for seed, h in histories.items():
         ax_curve.plot(h.epoch, h.test_acc, "o-", ms=3, lw=1, label=f"seed {seed}")
     ax_curve.axhline(target, color="grey", ls="--", lw=1, label=f"{target:.2f}% target")
-    ax_curve.set_ylim(target - 1.0, 100)
-    ax_curve.set(xlabel="epoch", ylabel="test accuracy (%)", title=f"Test accuracy (zoomed: {target - 1.0:.1f}-100%)")
+    # zoomed to the target, widened to keep every seed's last epochs (the verdict) in view,
+    # as in a short quick-mode run far below it; earlier points are marked at the edge
+    low = min(target - 1.0, min(mins) - max(0.1, 0.03 * (100 - min(mins))))
+    ax_curve.set_ylim(low, 100)
+    ax_curve.set(xlabel="epoch", ylabel="test accuracy (%)")
+    ax_curve.set_title(f"Test accuracy (zoomed: {low:.1f}-100%{mark_clipped(ax_curve)})")
     ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_curve.legend(fontsize=8, ncol=2)
     colors = ["tab:green" if m >= target else "tab:red" for m in mins]
-    ax_min.bar([str(s) for s in seeds], mins, color=colors)
+    # bars rise from the axis' floor (not from 0, far below it), and the limits hold every
+    # bar, the target and the mean, whatever the accuracies
+    values = mins + [target]
+    pad = max(0.1, 0.15 * (max(values) - min(values)))
+    floor, top = min(values) - pad, max(values) + pad
+    ax_min.bar([str(s) for s in seeds], [m - floor for m in mins], bottom=floor, color=colors)
     ax_min.axhline(target, color="grey", ls="--", lw=1)
     ax_min.axhline(np.mean(mins), color="black", lw=1, label=f"mean {np.mean(mins):.2f}%")
     spread = max(mins) - min(mins)
-    ax_min.set_ylim(min(min(mins), target) - 0.1, max(mins) + 0.1)
+    ax_min.set_ylim(floor, top)
     ax_min.set(xlabel="seed", ylabel=f"lowest of the last {last} (%)",
                title=f"Lowest of the last {last}: spread {spread:.2f} points")
     ax_min.legend(fontsize=8)
@@ -121,8 +240,10 @@ def plot_lr_range(result: dict, chosen: Optional[float] = None,
     ax.axvline(best, color="tab:red", ls=":", lw=1, label=f"lowest loss at LR {best:.3g}")
     if chosen is not None:
         ax.axvline(chosen, color="grey", ls="--", lw=1, label=f"the recipe's peak LR {chosen:g}")
-    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)", title=title)
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)")
+    plain_log_ticks(ax.xaxis)
     ax.set_ylim(min(losses) * 0.8, min(max(losses), 3 * losses[0]) * 1.05)
+    ax.set_title(title + mark_clipped(ax))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -266,7 +387,6 @@ def plot_steps(rows: Sequence[dict], target_params: int = 8000, target_acc: floa
     fig, ax = plt.subplots(figsize=(7.5, 4))
     for r in rows:
         ax.scatter(r["params"], r["best_acc"], s=60)
-        ax.annotate(r["name"], (r["params"], r["best_acc"]), textcoords="offset points", xytext=(6, -12), fontsize=9)
     ax.axvline(target_params, color="grey", ls="--", lw=1)
     ax.axhline(target_acc, color="grey", ls="--", lw=1)
     accs = [r["best_acc"] for r in rows] + [target_acc]
@@ -275,8 +395,10 @@ def plot_steps(rows: Sequence[dict], target_params: int = 8000, target_acc: floa
     ax.set_xlim(min(params) / 1.3, max(params) * 2.0)  # room on the right for the labels
     ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="best test accuracy (%)",
            title="The course's steps: size against accuracy (dashed: the target)")
+    plain_log_ticks(ax.xaxis)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    label_points(ax, [r["params"] for r in rows], [r["best_acc"] for r in rows], [r["name"] for r in rows])
     return fig
 
 
@@ -288,14 +410,14 @@ def plot_frontier(rows: Sequence[dict], epoch: int, target_params: Optional[int]
     xs = [r["params"] for r in rows]
     ys = [r["acc"][epoch - 1] for r in rows]
     ax.plot(xs, ys, "o-")
-    for r, x, y in zip(rows, xs, ys):
-        ax.annotate(f"{r['name']}\n{y:.2f}%", (x, y), textcoords="offset points", xytext=(6, -14), fontsize=8)
     if target_params:
         ax.axvline(target_params, color="grey", ls="--", lw=1)
     ax.axhline(target_acc, color="grey", ls="--", lw=1)
     split = rows[0].get("split", "test") if rows else "test"
     ax.set(xscale="log", xlabel="parameters (log scale)", ylabel=f"{split} accuracy at epoch {epoch} (%)",
            title=title or f"Accuracy at epoch {epoch} against size (dashed: the target)")
+    plain_log_ticks(ax.xaxis)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    label_points(ax, xs, ys, [f"{r['name']}\n{y:.2f}%" for r, y in zip(rows, ys)], fontsize=8)
     return fig

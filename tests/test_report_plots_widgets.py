@@ -108,13 +108,13 @@ def test_widgets_build_without_a_front_end(trained):
     model, loaders, _ = trained
     digits = next(iter(loaders.test))[0][:4]
     explorer = widgets.rf_explorer(model, digits)
-    assert isinstance(explorer, ipywidgets.VBox)
-    layer = explorer.children[0]
-    layer.value = 0  # first conv: its central unit sees a 3x3 window
-    unit_row = explorer.children[1].children[1]
+    assert isinstance(explorer.box, ipywidgets.VBox)
+    assert repr(explorer) == explorer.note and "\n" not in explorer.note  # one line, never the widget tree
+    explorer.controls["layer"].value = 0  # first conv: its central unit sees a 3x3 window
+    unit_row = explorer.controls["unit_row"]
     assert unit_row.max == 25 and unit_row.value == 13
     browser = widgets.misclassified_browser(model, loaders.test)
-    assert isinstance(browser, ipywidgets.VBox)
+    assert isinstance(browser.box, ipywidgets.VBox)
     plt.close("all")
 
 
@@ -134,7 +134,7 @@ def test_seed_figure_and_summary_show_each_seeds_lowest_of_the_last_three():
                  2: fake_history([98.0] * 12 + [99.50, 99.52, 99.47]),
                  3: fake_history([98.0] * 12 + [99.45, 99.38, 99.48])}
     fig = plots.plot_seeds(histories)
-    bars = [p.get_height() for p in fig.axes[1].patches]
+    bars = [p.get_y() + p.get_height() for p in fig.axes[1].patches]  # bars rise from the axis' floor
     assert bars == pytest.approx([99.41, 99.47, 99.38])
     assert "spread 0.09 points" in fig.axes[1].get_title()
     plt.close(fig)
@@ -156,21 +156,22 @@ def test_accuracy_plot_is_zoomed_to_the_target_with_whole_epochs():
 def test_rf_gallery_wraps_deep_models_into_readable_rows(trained):
     model, loaders, _ = trained
     digit = next(iter(loaders.test))[0][0]
-    fig = widgets.rf_gallery(model, digit, per_row=5)
+    fig = widgets.rf_gallery(model, digit)
     drawn = [ax for ax in fig.axes if ax.images]
-    panels = len([r for r in widgets.spatial_rows(model) if r.type in ("Conv2d", "MaxPool2d", "AdaptiveAvgPool2d")])
-    assert len(drawn) == panels > 5
+    assert len(drawn) == len(widgets.rf_rows(model)) > 5
     width, _ = fig.get_size_inches()
-    assert width <= 2.6 * 5 + 1e-6  # at most five panels a row, each 2.6 inches: titles stay legible
-    assert all(ax.title.get_fontsize() >= 9 for ax in drawn)
+    assert width <= widgets.PAGE_WIDTH_IN + 1e-6  # shown at full size: no browser scaling of the letters
+    label_size = widgets._label_size()
+    assert all(ax.title.get_fontsize() >= label_size for ax in drawn)
     plt.close(fig)
 
 
-def test_rf_explorer_opens_at_a_middle_layer(trained):
+def test_rf_explorer_opens_at_a_middle_conv(trained):
     model, loaders, _ = trained
     explorer = widgets.rf_explorer(model, next(iter(loaders.test))[0][:2])
-    layer = explorer.children[0]
+    layer = explorer.controls["layer"]
     assert 0 < layer.value < len(layer.options) - 1
+    assert layer.label.startswith("Conv2d-") and explorer.controls["unit_row"].max > 0
     plt.close("all")
 
 
