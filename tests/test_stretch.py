@@ -74,7 +74,8 @@ def test_recipe_augment_matches_the_course_rotation_and_adds_shift_and_zoom():
     assert final.elastic == recipes.ELASTIC_ALPHA == 16.0
     assert recipes.get_recipe("augmentation").make_augment().elastic == 16.0
     assert recipes.get_recipe("final").classic_transform()["elastic"] == 16.0  # the textbook twin (torchvision's)
-    assert recipes.STRETCH_START.make_augment().elastic == 0.0
+    assert recipes.STRETCH_START.make_augment().elastic == 0.0  # 07's first recipe: rotation alone
+    assert recipes.get_recipe("stretch").make_augment().elastic == 16.0  # its chosen one: 05's augmentation
     plain = recipes.get_recipe("final").with_(elastic=0.0).make_augment()
     assert plain.elastic == 0.0 and plain.degrees == (-7.0, 7.0)
 
@@ -138,47 +139,64 @@ def test_stretch_model_is_under_3600_parameters_with_the_planned_receptive_field
     from eva_utils.rf import rf_table
 
     model = models.build("stretch")
-    assert engine.count_parameters(model) < recipes.STRETCH_TARGET.params
+    assert engine.count_parameters(model) == 3_500 < recipes.STRETCH_TARGET.params
     table = rf_table(model, (1, 28, 28))
     rf = {row.module: row.rf for row in table}
-    # the block comments' numbers: RF 6 after the pool, 10 / 14 / 18 / 22 through block 2
-    assert (rf["pool1"], rf["conv3.0"], rf["sep4.1.2"], rf["sep5.1.2"], rf["sep6.1.2"]) == (6, 10, 14, 18, 22)
+    # the block comments' numbers: RF 5 before the pool, 6 after it, 10 / 14 / 18 / 22 through block 2
+    assert (rf["conv2.1.2"], rf["pool1"], rf["conv3.1.2"], rf["conv4.1.2"], rf["conv5.1.2"], rf["conv6.1.2"]) == (
+        5, 6, 10, 14, 18, 22)
     assert table.final_rf >= 28  # after GAP every output sees the whole digit
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(ValueError, match="28x28"):
         model(torch.zeros(2, 1, 32, 32))
+    # every 3x3 after conv1 is depthwise (groups = its input channels); the ablation's plain twin has none
+    depthwise = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert [m.groups for m in depthwise] == [10, 10, 22, 22, 22]
+    plain = models.build("stretch", widths=(6, 9, 6, 9), separable=False)
+    assert engine.count_parameters(plain) == 3_471 and all(
+        m.groups == 1 for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
 
 
-def test_frontier_and_variant_sizes_are_what_their_names_say():
-    sizes = {"~2k": 2000, "~3k": 3000, "~3.6k": 3600, "~5k": 5000, "~8k": 8000}
+def test_frontier_sizes_are_what_their_names_say():
+    sizes = {"~2k": 2000, "~3k": 3000, "~3.5k (the chosen)": 3500, "~5k": 5000, "~8k": 8000}
     for name, kwargs in recipes.stretch_frontier().items():
         params = engine.count_parameters(models.build("stretch", **kwargs))
         assert abs(params - sizes[name]) / sizes[name] < 0.1, (name, params)
-    for name, variant in recipes.stretch_variants().items():
-        if isinstance(variant, tuple) and "params)" in name:
-            params = engine.count_parameters(models.build("stretch", **variant[1]))
-            assert f"{params:,} params" in name
+    assert recipes.stretch_frontier()["~3.5k (the chosen)"]["widths"] == models.build("stretch").widths
 
 
-def test_the_registered_stretch_recipe_and_model_are_a_row_of_the_validation_table():
-    """Notebook 07 trains the validation table's best row; the CLI's --model stretch must be one of them."""
-    model = models.build("stretch")
-    rows = [(recipe, tuple(kwargs.get("widths", ())), kwargs.get("separable", True))
-            for recipe, kwargs in recipes.stretch_variants().values()]
-    assert (recipes.get_recipe("stretch"), model.widths, model.separable) in rows
+def _tool(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_the_registered_stretch_recipe_and_model_are_the_design_runs_choice():
+    """Notebook 07 trains what tools/stretch_design.py chose on the validation split; the CLI's
+    ``--model stretch`` is exactly that row (recipe, and the same weights drawn from a seed)."""
+    tool = _tool("stretch_design")
+    recipe, factory = tool.CANDIDATES[tool.CHOSEN]
+    assert recipe == recipes.get_recipe("stretch")
+    engine.seed_everything(1)
+    chosen = factory()
+    engine.seed_everything(1)
+    registered = models.build("stretch")
+    assert all(torch.equal(a, b) for a, b in zip(chosen.state_dict().values(), registered.state_dict().values()))
+    # 07's first row is 07's first recipe on its first layout, as it ran
+    start, first = tool.CANDIDATES["start_w16"]
+    assert start == recipes.STRETCH_START and engine.count_parameters(first()) == 3_332
 
 
 def test_design_tool_rows_rerun_as_they_ran_and_its_chosen_row_is_the_course_final():
     """tools/final_design.py's rows are defined from the recipe before the distortion was adopted, so
     ``python tools/final_design.py final_precise_bn 5`` still trains what notebook 06's tables show;
     the ninth round's winner is exactly the course's final recipe (the name aside)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "tools" / "final_design.py"
-    spec = importlib.util.spec_from_file_location("final_design", path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _tool("final_design")
     final = recipes.get_recipe("final")
     assert tool.CANDIDATES["final_elastic_16"][0] == final
     assert tool.CANDIDATES["final_precise_bn"][0] == final.with_(elastic=0.0)

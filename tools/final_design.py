@@ -105,7 +105,10 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from eva_utils import augment, data, engine, recipes, report  # noqa: E402
-from eva_utils.models import Regularized, Stretch, check_input, conv_block  # noqa: E402
+from eva_utils.models import Regularized, check_input, conv_block  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stretch_design import StretchSearch  # noqa: E402  (07's first layout, as final_separable ran it)
 
 VALIDATION = 10_000
 REFERENCE_RUNS = Path(__file__).resolve().parent.parent / "eva_utils" / "results"
@@ -409,7 +412,7 @@ CANDIDATES = {
     "final_shift_0.05": (FINAL.with_(translate=0.05), _final),  # + shifts of up to 1.4 px
     "final_bilinear": (FINAL, _final, lambda: augment.RandomAffine(degrees=FINAL.rotation, mode="bilinear")),
     "final_shear_10": (FINAL, _final, lambda: augment.RandomAffine(degrees=FINAL.rotation, shear=10.0)),
-    "final_separable": (FINAL, lambda: Stretch(widths=(10, 20, 12, 20, 28))),  # 07's block 2 at 7,674
+    "final_separable": (FINAL, lambda: StretchSearch(widths=(10, 20, 12, 20, 28))),  # 07's block 2 at 7,674
     "final_five_3x3": (FINAL, FiveDeep),  # 7,836 parameters
     # issue 12, a third AMD EPYC session: smooth activations, label smoothing
     "final_silu": (FINAL, _final_with(nn.SiLU)),
