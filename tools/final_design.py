@@ -92,7 +92,6 @@ this split (``final_elastic_16``) and adopted: RECIPES["final"] (and 05's recipe
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from functools import partial
@@ -104,14 +103,13 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from eva_utils import augment, data, engine, recipes, report  # noqa: E402
+from eva_utils import augment, data, engine, recipes  # noqa: E402
 from eva_utils.models import Regularized, check_input, conv_block  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import design_runs  # noqa: E402
+from design_runs import VALIDATION, CleanAfter, batches_per_epoch  # noqa: E402
 from stretch_design import StretchSearch  # noqa: E402  (07's first layout, as final_separable ran it)
-
-VALIDATION = 10_000
-REFERENCE_RUNS = Path(__file__).resolve().parent.parent / "eva_utils" / "results"
 
 
 class FirstGap(nn.Module):
@@ -244,23 +242,9 @@ class MultiScale(Deeper):
         return F.log_softmax(self.head(x).flatten(1), dim=1)
 
 
-class CleanAfter:
-    """A batched augmentation that stops after ``batches`` batches: the images of the epochs after
-    it (the hold, for ``final_clean_hold``) come as they are, so BatchNorm's running statistics and
-    the last, tiny steps see images drawn like the test set's."""
-
-    def __init__(self, step, batches: int):
-        self.step, self.batches, self.seen = step, batches, 0
-
-    def __call__(self, x, generator=None):
-        self.seen += 1
-        return self.step(x, generator) if self.seen <= self.batches else x
-
-
 def _rotation_until_hold():
     """The final recipe's rotation for the cycle's epochs, none in the hold's."""
-    per_epoch = math.ceil((60_000 - VALIDATION) / FINAL.batch_size)  # the TensorLoader's len
-    return CleanAfter(FINAL.make_augment(), per_epoch * (FINAL.epochs - FINAL.hold_epochs))
+    return CleanAfter(FINAL.make_augment(), batches_per_epoch(FINAL) * (FINAL.epochs - FINAL.hold_epochs))
 
 
 # 06's recipe as the search knew it: OneCycle over all 15 epochs, Nesterov, peak LR 0.05, rotation
@@ -454,26 +438,8 @@ CANDIDATES = {
 
 
 def main(argv: list[str]) -> None:
-    names = argv[0].split(",") if argv else list(CANDIDATES)
-    seeds = [int(s) for s in argv[1].split(",")] if len(argv) > 1 else [1, 2]
-    for name in names:
-        candidate = CANDIDATES[name]
-        for seed in seeds:
-            start = time.perf_counter()
-            if callable(candidate):  # a loop of its own (swa_tail)
-                history = candidate(seed)
-            else:
-                recipe, factory, *augmentation = candidate
-                engine.seed_everything(seed)  # before the weights are drawn, as the command line does
-                history = recipes.run(recipe, seed, model=factory(), valid_size=VALIDATION, progress=False,
-                                      verbose=False, augment=augmentation[0]() if augmentation else None).history
-            history.batch_lr = []  # the per-step LRs are the recipe's; kept out of the shipped package
-            history.meta.update(device_name=report.device_description("cpu"), variant=name,
-                                evaluated_on=f"validation: the last {VALIDATION:,} training images")
-            path = report.save_history(history, f"06_design_{name}_s{seed}", results_dir=REFERENCE_RUNS)
-            print(f"{name} seed {seed}: last 3 " + ", ".join(f"{a:.2f}" for a in history.last(3))
-                  + f"; train {history.train_acc[-1]:.2f}; {time.perf_counter() - start:.0f} s -> {path.name}",
-                  flush=True)
+    design_runs.main("06_design", CANDIDATES, argv, seeds=[1, 2],
+                     describe=lambda h: "last 3 " + ", ".join(f"{a:.2f}" for a in h.last(3)))
 
 
 if __name__ == "__main__":

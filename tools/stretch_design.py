@@ -25,27 +25,23 @@ Usage (one thread per run; two side by side on two cores):
 """
 from __future__ import annotations
 
-import math
 import sys
-import time
 from pathlib import Path
 
 import torch.nn as nn
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import design_runs  # noqa: E402  (it puts the repository on the path for eva_utils)
+from design_runs import CleanAfter, batches_per_epoch  # noqa: E402
 
-from eva_utils import engine, recipes, report  # noqa: E402
+from eva_utils import recipes  # noqa: E402
 from eva_utils.models import SeparableConv, Stretch, check_input, conv_block  # noqa: E402
 
 
 def AllSeparable(c1=10, c2=24, t=10, s=22):
     """The layout chosen here, every 3x3 after conv1 depthwise-separable: the package's Stretch."""
     return Stretch(widths=(c1, c2, t, s))
-
-VALIDATION = 10_000
-REFERENCE_RUNS = ROOT / "eva_utils" / "results"
 
 #: 07's start with 05's mild elastic distortion and 06's precise BN.
 STRETCH_BASE = recipes.STRETCH_START.with_(elastic=recipes.ELASTIC_ALPHA, precise_bn=10_000)
@@ -97,21 +93,8 @@ class StretchSearch(nn.Module):
         return F.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
 
 
-class CleanAfter:
-    """A batched augmentation that stops after ``batches`` batches: the last epoch's images come
-    as they are, drawn like the test set's."""
-
-    def __init__(self, step, batches: int):
-        self.step, self.batches, self.seen = step, batches, 0
-
-    def __call__(self, x, generator=None):
-        self.seen += 1
-        return self.step(x, generator) if self.seen <= self.batches else x
-
-
 def _clean_last_epoch(recipe):
-    per_epoch = math.ceil((60_000 - VALIDATION) / recipe.batch_size)  # the TensorLoader's len
-    return lambda: CleanAfter(recipe.make_augment(), per_epoch * (recipe.epochs - 1))
+    return lambda: CleanAfter(recipe.make_augment(), batches_per_epoch(recipe) * (recipe.epochs - 1))
 
 
 def _w(s):
@@ -152,23 +135,8 @@ CANDIDATES = {
 
 
 def main(argv: list[str]) -> None:
-    names = argv[0].split(",") if argv else list(CANDIDATES)
-    seeds = [int(s) for s in argv[1].split(",")] if len(argv) > 1 else [1]
-    for name in names:
-        recipe, factory, *augmentation = CANDIDATES[name]
-        for seed in seeds:
-            start = time.perf_counter()
-            engine.seed_everything(seed)  # before the weights are drawn, as the command line does
-            history = recipes.run(recipe, seed, model=factory(), valid_size=VALIDATION, progress=False,
-                                  verbose=False, augment=augmentation[0]() if augmentation else None).history
-            history.batch_lr = []  # the per-step LRs are the recipe's; kept out of the shipped package
-            history.meta.update(device_name=report.device_description("cpu"), variant=name,
-                                evaluated_on=f"validation: the last {VALIDATION:,} training images")
-            path = report.save_history(history, f"07_design_{name}_s{seed}", results_dir=REFERENCE_RUNS)
-            print(f"{name} seed {seed}: {history.meta['params']:,} params; by epoch "
-                  + ", ".join(f"{a:.2f}" for a in history.test_acc)
-                  + f"; train {history.train_acc[-1]:.2f}; {time.perf_counter() - start:.0f} s -> {path.name}",
-                  flush=True)
+    design_runs.main("07_design", CANDIDATES, argv, seeds=[1], describe=lambda h: (
+        f"{h.meta['params']:,} params; by epoch " + ", ".join(f"{a:.2f}" for a in h.test_acc)))
 
 
 if __name__ == "__main__":
