@@ -34,8 +34,8 @@ def first_steps(recipe: recipes.Recipe) -> dict:
     """What the recorded script measured, through today's one training path's parts."""
     engine.seed_everything(1)
     model = models.build(recipe.model)
-    loaders = data.loaders(recipe.batch_size, dataset=recipe.dataset, augment=recipe.make_augment(),
-                           rotation=recipe.rotation, seed=1, device="cpu")
+    loaders = data.loaders(recipe.batch_size, dataset=recipe.info, augment=recipe.make_augment(), seed=1,
+                           device="cpu")
     optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), recipe.epochs)
     model.train()
     out = {"batches": [], "losses": []}

@@ -104,7 +104,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from eva_utils import augment, data, engine, recipes, report  # noqa: E402
+from eva_utils import augment, data, devices, engine, histories, recipes  # noqa: E402
 from eva_utils.models import Regularized, Stretch, check_input, conv_block  # noqa: E402
 
 VALIDATION = 10_000
@@ -322,7 +322,7 @@ def _final_relu_before_bn():
     return model
 
 
-def swa_tail(seed: int, *, swa_from: int = 12, swa_lr: float = 0.005, epochs: int = 15) -> engine.History:
+def swa_tail(seed: int, *, swa_from: int = 12, swa_lr: float = 0.005, epochs: int = 15) -> histories.History:
     """The final recipe with a stochastic-weight-averaging tail (Izmailov et al., 2018), on the
     validation split: OneCycle over the first ``swa_from - 1`` epochs, then a constant ``swa_lr``
     (the start LR: high enough that the weights keep exploring) while a uniform average of the
@@ -338,14 +338,15 @@ def swa_tail(seed: int, *, swa_from: int = 12, swa_lr: float = 0.005, epochs: in
     recipe = PRECISE.with_(hold_epochs=epochs - swa_from + 1)
     engine.seed_everything(seed)
     model = _final()
-    device = engine.pick_device("cpu")
-    loaders = data.loaders(recipe.batch_size, rotation=recipe.rotation, augment=recipe.make_augment(),
-                           device=device, seed=seed, valid_size=VALIDATION, bn_images=recipe.precise_bn)
-    speed = recipe.speed(device).resolve(device)
+    device = devices.pick_device("cpu")
+    loaders = data.loaders(recipe.batch_size, dataset=recipe.info, device=device, seed=seed,
+                           augment=recipe.make_augment(),
+                           splits=data.Splits(valid_size=VALIDATION, bn_images=recipe.precise_bn))
+    speed = recipe.speed(device)
     net = speed.prepare(model, device)
     optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), epochs)
     cycle = scheduler._schedulers[0]  # the OneCycle part; the tail's LR is set here, not by the floor
-    history = engine.History(meta={"params": engine.count_parameters(model), "device": str(device),
+    history = histories.History(meta={"params": engine.count_parameters(model), "device": str(device),
                                    "precision": speed.precision, "model": type(model).__name__, "swa_from": swa_from,
                                    "swa_lr": swa_lr, "precise_bn": recipe.precise_bn, "seed": seed})
     averaged = None
@@ -356,7 +357,7 @@ def swa_tail(seed: int, *, swa_from: int = 12, swa_lr: float = 0.005, epochs: in
                 group["lr"] = swa_lr
         lr = optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
-        tr = engine.train(net, device, loaders.train, optimizer, epoch, speed=speed, progress=False,
+        tr = engine.train(net, device, loaders.train, optimizer, speed=speed, progress=False,
                           scheduler=None if averaged is not None else cycle, averaged=averaged)
         seconds = time.perf_counter() - start
         evaluated = averaged if averaged is not None else net
@@ -465,9 +466,9 @@ def main(argv: list[str]) -> None:
                 history = recipes.run(recipe, seed, model=factory(), valid_size=VALIDATION, progress=False,
                                       verbose=False, augment=augmentation[0]() if augmentation else None).history
             history.batch_lr = []  # the per-step LRs are the recipe's; kept out of the shipped package
-            history.meta.update(device_name=report.device_description("cpu"), variant=name,
+            history.meta.update(device_name=devices.device_description("cpu"), variant=name,
                                 evaluated_on=f"validation: the last {VALIDATION:,} training images")
-            path = report.save_history(history, f"06_design_{name}_s{seed}", results_dir=REFERENCE_RUNS)
+            path = histories.save_history(history, f"06_design_{name}_s{seed}", results_dir=REFERENCE_RUNS)
             print(f"{name} seed {seed}: last 3 " + ", ".join(f"{a:.2f}" for a in history.last(3))
                   + f"; train {history.train_acc[-1]:.2f}; {time.perf_counter() - start:.0f} s -> {path.name}",
                   flush=True)
