@@ -511,7 +511,7 @@ def run(recipe: Recipe, seed: int = 1, *, device=None, settings: Optional[RunSet
     settings = settings or recipe.run_settings()  # run_settings checks the epochs, before any data
     if augment is not None and not fast:
         raise ValueError("a custom augment is batched, for the fast path only; drop fast=False")
-    augmentation = (augment or recipe.make_augment()) if fast else recipe.classic_transform()
+    augmentation = (recipe.make_augment() if augment is None else augment) if fast else recipe.classic_transform()
     name = saved_as(recipe, settings, save, valid_size=valid_size, custom_augment=augment is not None)
     if name is not None:
         histories.check_results_dir(quick=False)  # a folder it cannot write to fails now, not after training
