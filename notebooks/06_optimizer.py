@@ -232,7 +232,7 @@ settings = recipe.run_settings()  # a full run; EVA_SMOKE=1 (CI only) makes it a
 engine.seed_everything(0)
 probe = Regularized(dropout=0.0)
 probe_loaders = data.loaders(recipe.batch_size, augment=recipe.make_augment(), device=device, seed=0,
-                             train_limit=settings.train_limit, test_limit=settings.test_limit)
+                             splits=data.Splits(train_limit=settings.train_limit, test_limit=settings.test_limit))
 lr_test = engine.lr_range_test(probe, device, probe_loaders.train,
                                torch.optim.SGD(probe.parameters(), lr=1e-4, momentum=recipe.momentum,
                                                nesterov=recipe.nesterov), steps=200)

@@ -85,8 +85,10 @@ print("train std ", [round(s, 8) for s in std], "(published:", list(CIFAR.std), 
 
 # %%
 recipe = recipes.RECIPES["cifar_advanced"]
-fast = data.loaders(128, dataset="cifar10", fast=True, augment=recipe.make_augment(), device="cpu", test_limit=200)
-classic = data.loaders(128, dataset="cifar10", fast=False, device="cpu", test_limit=200, test_batch_size=200)
+fast = data.loaders(128, dataset="cifar10", fast=True, augment=recipe.make_augment(), device="cpu",
+                    splits=data.Splits(test_limit=200))
+classic = data.loaders(128, dataset="cifar10", fast=False, device="cpu", test_batch_size=200,
+                       splits=data.Splits(test_limit=200))
 x_fast, y_fast = next(iter(fast.test))
 x_classic, y_classic = next(iter(classic.test))
 print(x_fast.shape, "same tensors in both paths:",
