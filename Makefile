@@ -30,7 +30,7 @@ venv: $(STAMP)
 
 ## The course's main job: train the final model on real MNIST (15 epochs) and check the target
 train: $(STAMP)
-	$(PY) -m eva_utils train --model final --epochs 15 --seed $(SEED) --save runs/final.pt
+	$(PY) -m eva_utils train --recipe final --epochs 15 --seed $(SEED) --save runs/final.pt
 
 ## Fashion-MNIST without internet (notebook 08): Debian's copy of the original files, where
 ## apt-get can install it (sudo -n when not root); otherwise its tests and notebook are skipped,
@@ -44,8 +44,10 @@ offline-data:
 	  || echo "note: could not install Debian's dataset-fashion-mnist; notebook 08 then needs the internet" >&2; \
 	fi
 
-## Unit tests + every notebook through nbval in quick mode (EVA_SMOKE=1)
+## The linter (ruff, pyflakes' checks: pyproject.toml's [tool.ruff]) over the package, tools, tests and
+## notebooks/*.py, then the unit tests + every notebook through nbval in quick mode (EVA_SMOKE=1)
 test: $(STAMP) offline-data
+	$(PY) -m ruff check
 	EVA_SMOKE=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -q
 
 ## Instructors: bring each notebook up to its jupytext source (notebooks/NN_*.py, the file you
@@ -65,4 +67,4 @@ clean:
 ## The final model from seeds 1-10 (SEEDS=1-5 for fewer): one table, exit 1 if any seed misses
 SEEDS ?= 1-10
 seeds: $(STAMP)
-	$(PY) -m eva_utils seeds --model final --seeds $(SEEDS)
+	$(PY) -m eva_utils seeds --recipe final --seeds $(SEEDS)

@@ -1,9 +1,11 @@
 """Command line over the same library code the notebooks use.
 
-    python -m eva_utils train --model final --epochs 15 --seed 1 --save runs/final.pt
-    python -m eva_utils seeds --model final --seeds 1-10
+    python -m eva_utils train --recipe final --epochs 15 --seed 1 --save runs/final.pt
+    python -m eva_utils seeds --recipe final --seeds 1-10
     python -m eva_utils bench [--tiny] [--device cuda] [--skip-full]
 
+``--recipe`` names a recipe of :data:`eva_utils.recipes.RECIPES` (a course step's model, data,
+optimizer and schedule); ``--model``, its first spelling, is still accepted.
 ``train`` prints the model summary (with the receptive-field column), the per-epoch
 logs, and a last line comparing the run with the course target (or the model's own).
 Its exit status is the verdict: 0 met (or a run too small to be judged, which says
@@ -21,7 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from . import bench, convs, datasets, engine, models, recipes, report
+from . import bench, convs, devices, engine, models, recipes, report
 from .fsutil import WriteError, check_writable_dir, check_writable_file, describe, special_kind
 from .summary import summary
 
@@ -137,25 +139,33 @@ def _seed_list(text: str) -> list[int]:
 def _add_precision(parser: argparse.ArgumentParser) -> None:
     """``--precision``, for ``train`` and ``seeds`` alike: ``fp32`` on a bf16 machine is how
     to see what a student's laptop (no bf16 units) would train."""
-    parser.add_argument("--precision", choices=["auto", *engine.PRECISIONS], default="auto",
+    parser.add_argument("--precision", choices=["auto", *devices.PRECISIONS], default="auto",
                         help="training precision: auto (by hardware: bf16 on CPUs with AVX-512 BF16/AMX "
                              "and CUDA >= 8.0, fp16 on older GPUs, else fp32), fp32, bf16 or fp16; "
                              "evaluation is always fp32")
 
 
 def _speed(recipe, device, args):
-    """The engine's speed switches for ``recipe`` on ``device``, with ``--precision`` applied."""
+    """The engine's speed switches for ``recipe`` on ``device``, with ``--precision`` applied (resolved:
+    decided here, once per run)."""
     return recipe.speed(device, precision=None if args.precision == "auto" else args.precision,
-                        compile=getattr(args, "compile", False) or None)
+                        compile=getattr(args, "compile", False) or None).resolve(device)
+
+
+def _add_recipe(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--recipe NAME`` (``--model NAME``, its first spelling, still accepted): a recipe's name, not a
+    model's (a recipe names its model, dataset, augmentation, optimizer and schedule)."""
+    parser.add_argument("--recipe", "--model", dest="recipe", default="final", choices=list(recipes.RECIPES),
+                        metavar="RECIPE", help=f"the recipe {what}: " + ", ".join(recipes.RECIPES)
+                        + " (default: final; --model is the old spelling)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eva_utils", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a course step's model (the dataset comes from its recipe)")
-    t.add_argument("--model", default="final", choices=list(recipes.RECIPES), metavar="NAME",
-                   help="course step to train: " + ", ".join(recipes.RECIPES) + " (default: final)")
+    t = sub.add_parser("train", help="train a course step's recipe (its model, dataset and schedule)")
+    _add_recipe(t, "to train")
     t.add_argument("--epochs", type=_epochs, default=None, help=f"default: the step's (15); at most {MAX_EPOCHS}")
     t.add_argument("--seed", type=_seed, default=1)
     t.add_argument("--batch-size", type=_batch_size, default=None, help=f"at most {MAX_BATCH_SIZE:,}")
@@ -177,8 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "$OMP_NUM_THREADS); the thread count changes the last digits of a CPU run")
 
     s = sub.add_parser("seeds", help="train one step's recipe from several seeds and print one table")
-    s.add_argument("--model", default="final", choices=list(recipes.RECIPES), metavar="NAME",
-                   help="course step (default: final)")
+    _add_recipe(s, "to train from each seed")
     s.add_argument("--seeds", type=_seed_list, default=list(range(1, 11)),
                    help=f"e.g. 1-10 (default) or 1,3,5; each seed once, at most {MAX_SEEDS:,}")
     s.add_argument("--device", type=_device, default=None)
@@ -269,29 +278,30 @@ def _save_final(args, model, history, stamp_before, **extra) -> None:
 def cmd_train(args) -> int:
     _check_paths(args)
     stamp_before = _checkpoint_stamp(args.checkpoint_dir)
-    recipe = recipes.get_recipe(args.model)
-    info = datasets.get(recipe.dataset)
+    recipe = recipes.get_recipe(args.recipe)
+    info = recipe.info  # the dataset's description, handed down from here
     _check_sizes(args, info)
     if args.batch_size:
         recipe = recipe.with_(batch_size=args.batch_size)
-    # explicit options win; quick mode (EVA_SMOKE) fills in only what was not given
-    settings = recipe.run_settings(args.epochs, args.train_limit, args.test_limit)
+    # explicit options win; quick mode (EVA_SMOKE) fills in only what was not given. The recipe checks
+    # the epochs here, before any data is loaded; the error names the flag when one was given
     try:
-        recipe.check_epochs(settings.epochs)  # recipes.run checks it too, but without the flag's name
+        settings = recipe.run_settings(args.epochs, args.train_limit, args.test_limit)
     except ValueError as err:
-        raise ValueError(f"--epochs {settings.epochs}: {err}" if args.epochs else str(err)) from None
-    device = engine.pick_device(args.device)
+        raise ValueError(f"--epochs {args.epochs}: {err}" if args.epochs else str(err)) from None
+    device = devices.pick_device(args.device)
     speed = _speed(recipe, device, args)
-    print(f"Model {args.model!r} (step {recipe.name}) on {info.title}, seed {args.seed}, device {device}, "
-          f"{'classic DataLoader' if args.classic else 'fast tensor loader'}, "
-          f"training precision {speed.resolve(device).precision}, {settings.epochs} epoch(s)"
+    print(f"Recipe {args.recipe!r} (step {recipe.name}, model {recipe.model!r}) on {info.title}, seed {args.seed}, "
+          f"device {device}, {'classic DataLoader' if args.classic else 'fast tensor loader'}, "
+          f"training precision {speed.precision}, {settings.epochs} epoch(s)"
           + (f", validation on the last {args.valid:,} training images" if args.valid else "")
           + _mode(settings))
     print(summary(models.build(recipe.model), info.shape))
     start = time.perf_counter()
     result = recipes.run(recipe, args.seed, device=device, settings=settings, valid_size=args.valid,
                          fast=not args.classic, root=args.data, speed=speed,
-                         checkpoint_dir=args.checkpoint_dir, progress=not args.no_progress)
+                         checkpoint_dir=args.checkpoint_dir, progress=not args.no_progress,
+                         save=False)  # the command line keeps --save's checkpoint, not results/<step>.json
     model, history, epochs = result.model, result.history, settings.epochs
     history.meta.update(wall_seconds=time.perf_counter() - start)
     if args.save:
@@ -303,7 +313,7 @@ def cmd_train(args) -> int:
     print(f"Best {split} accuracy {best:.2f}% at epoch {best_epoch}; {history.meta['wall_seconds']:.1f} s in all")
     if args.valid:
         return 0  # targets are about test accuracy
-    target = recipes.target_for(args.model)
+    target = recipes.target_for(args.recipe)
     if settings.train_limit or settings.test_limit or settings.quick:
         trained = f"{settings.train_limit:,}" if settings.train_limit else "all"
         print(f"{target.name} not judged: trained on {trained} training images and tested on "
@@ -332,22 +342,22 @@ def _print_seeds(histories: dict, target, settings) -> None:
 
 
 def cmd_seeds(args) -> int:
-    recipe = recipes.get_recipe(args.model)
-    target = recipes.target_for(args.model)
+    recipe = recipes.get_recipe(args.recipe)
+    target = recipes.target_for(args.recipe)
     settings = recipe.run_settings()
     import torch
 
-    device = engine.pick_device(args.device)
+    device = devices.pick_device(args.device)
     speed = _speed(recipe, device, args)
-    print(f"Model {args.model!r} (step {recipe.name}), seeds {args.seeds}, {settings.epochs} epochs, "
-          f"device {device}, training precision {speed.resolve(device).precision}, "
+    print(f"Recipe {args.recipe!r} (step {recipe.name}, model {recipe.model!r}), seeds {args.seeds}, "
+          f"{settings.epochs} epochs, device {device}, training precision {speed.precision}, "
           f"{torch.get_num_threads()} CPU thread(s)" + _mode(settings), flush=True)
     histories = {}
     try:
         for seed in args.seeds:
             start = time.perf_counter()
             history = recipes.run(recipe, seed, device=device, settings=settings, root=args.data,
-                                  speed=speed, progress=False, verbose=False).history
+                                  speed=speed, progress=False, verbose=False, save=False).history
             histories[seed] = history
             print(f"  seed {seed}: last 3 " + ", ".join(f"{a:.2f}" for a in history.last(3))
                   + f" ({time.perf_counter() - start:.0f} s)", flush=True)

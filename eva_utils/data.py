@@ -1,19 +1,22 @@
 """Loaders for the course's datasets: one contract for MNIST, Fashion-MNIST and CIFAR-10.
 
-:func:`loaders` takes a dataset's name (:mod:`eva_utils.datasets`) and gets its verified
-tensors from :mod:`eva_utils.sources`. The same rules hold for every dataset:
+:func:`loaders` takes a dataset's description (:mod:`eva_utils.datasets`; its name is
+looked up once, where it comes in) and gets its verified tensors from :mod:`eva_utils.sources`.
+The same rules hold for every dataset, and :class:`Splits` says which images each loader holds:
 
-* ``valid_size=N`` holds out the **last** N training images as ``Loaders.valid`` (never
+* ``Splits(valid_size=N)`` holds out the **last** N training images as ``Loaders.valid`` (never
   augmented, never trained on): design choices are made there, the test set only reports;
-* ``train_limit``/``test_limit`` take the **first** N images of a split (quick mode, tests;
-  every stored order is mixed, so a few hundred images hold every class);
+* ``Splits(train_limit=N, test_limit=M)`` take the **first** N/M images of a split (quick mode,
+  tests; every stored order is mixed, so a few hundred images hold every class);
+* ``Splits(bn_images=N)`` adds ``Loaders.bn``: the first N training images, as they are (no
+  augmentation, a fixed order), over which BatchNorm's statistics can be recomputed with the
+  weights fixed before an evaluation (:func:`eva_utils.engine.recompute_bn`);
 * images are normalised with the published statistics (MNIST) or with those of the images
   the model trains on (:attr:`~eva_utils.datasets.DatasetInfo.stats_from_training`);
-* ``augment`` is a batched callable from :mod:`eva_utils.augment` (None: no augmentation),
-  as a recipe's :meth:`~eva_utils.recipes.Recipe.make_augment` builds it;
-* ``bn_images=N`` adds ``Loaders.bn``: the first N training images, as they are (no
-  augmentation, a fixed order), over which BatchNorm's statistics can be recomputed with the
-  weights fixed before an evaluation (:func:`eva_utils.engine.recompute_bn`).
+* ``augment`` is the training augmentation: a batched callable from :mod:`eva_utils.augment`
+  for the fast loader (as a recipe's :meth:`~eva_utils.recipes.Recipe.make_augment` builds it),
+  or the textbook pipeline's options (:func:`classic_transforms`' keywords, as
+  :meth:`~eva_utils.recipes.Recipe.classic_transform` gives them) for ``fast=False``.
 
 Two loaders behind one interface. ``fast=True`` holds a whole split as one uint8 tensor on
 the training device and batches it by index (:class:`TensorLoader`); ``fast=False`` is the
@@ -170,16 +173,17 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(means), tuple(stds)
 
 
-CLASSIC_OPTIONS = ("flip", "crop_padding", "elastic")
+CLASSIC_OPTIONS = ("rotation", "flip", "crop_padding", "elastic")
 
 
-def check_augment_options(rotation=0.0, **classic) -> None:
+def check_augment_options(**classic) -> None:
     """Refuse, before any data is loaded, an augmentation value that is not finite or not in its range
     (a NaN rotation would turn every training image blank; ``classic`` are :func:`classic_transforms`'
     options)."""
     if unknown := sorted(set(classic) - set(CLASSIC_OPTIONS)):
-        raise ValueError(f"unknown classic_transform option(s) {', '.join(unknown)}; "
+        raise ValueError(f"unknown textbook augmentation option(s) {', '.join(unknown)}; "
                          f"the textbook pipeline takes {', '.join(CLASSIC_OPTIONS)}")
+    rotation = classic.get("rotation", 0.0)
     check_number("rotation", rotation, at_least=0, at_most=180, unit="degrees")
     check_number("flip", classic.get("flip", 0.0), at_least=0, at_most=1)
     check_number("crop_padding", classic.get("crop_padding", 0), whole=True, at_least=0, unit="pixels")
@@ -199,8 +203,8 @@ def classic_transforms(dataset: str | datasets.DatasetInfo, train: bool, rotatio
     """
     from torchvision import transforms
 
-    check_augment_options(rotation, flip=flip, crop_padding=crop_padding, elastic=elastic)
-    info = datasets.get(dataset) if isinstance(dataset, str) else dataset
+    check_augment_options(rotation=rotation, flip=flip, crop_padding=crop_padding, elastic=elastic)
+    info = datasets.get(dataset)
     mean, std = mean or info.mean, std or info.std
     steps = []
     if train and rotation:
@@ -246,82 +250,89 @@ class Loaders:
     std: tuple = datasets.MNIST.std
 
 
+@dataclass(frozen=True)
+class Splits:
+    """Which images the loaders hold (by default: every training and test image)."""
+
+    train_limit: Optional[int] = None  # only the first N training images (after the hold-out)
+    test_limit: Optional[int] = None   # only the first N test images
+    valid_size: int = 0                # hold out the last N training images as Loaders.valid
+    bn_images: int = 0                 # Loaders.bn: the first N training images, clean, in order
+
+    def __post_init__(self):
+        check_limits(train_limit=self.train_limit, test_limit=self.test_limit)
+        check_valid_size(self.valid_size)
+        check_valid_size(self.bn_images, "bn_images")
+
+
 def loaders(
     batch_size: int = 128,
     *,
-    dataset: str = "mnist",
-    fast: bool = True,
-    augment: Optional[Callable] = None,
-    rotation: float = 0.0,
+    dataset: str | datasets.DatasetInfo = "mnist",
     device=None,
-    root=None,
     seed: int = 1,
-    train_limit: Optional[int] = None,
-    test_limit: Optional[int] = None,
+    fast: bool = True,
+    augment=None,
+    splits: Splits = Splits(),
+    root=None,
     test_batch_size: int = 1000,
-    num_workers: Optional[int] = None,
-    valid_size: int = 0,
-    classic_transform: Optional[dict] = None,
-    bn_images: int = 0,
 ) -> Loaders:
-    """Train/test (and validation) loaders for ``dataset`` ("mnist", "fashion_mnist", "cifar10").
+    """Train/test (and validation) loaders for ``dataset`` (a description, or its name: "mnist",
+    "fashion_mnist", "cifar10").
 
-    ``fast=True``: :class:`TensorLoader` on ``device`` with batched augmentation
-    ``augment`` (``rotation`` > 0 with no ``augment`` builds the course's random
-    rotation of +-``rotation`` degrees). ``fast=False``: the torchvision dataset +
-    :func:`classic_transforms` (``rotation``, and ``classic_transform`` options such as
-    ``{"flip": 0.5, "crop_padding": 4}``) + ``DataLoader`` with ``num_workers`` and
+    ``fast=True``: :class:`TensorLoader` on ``device``, with ``augment`` a batched augmentation
+    (:mod:`eva_utils.augment`, e.g. ``RandomAffine(degrees=7)``) or None. ``fast=False``: the
+    torchvision dataset + :func:`classic_transforms` (``augment``: its options as a dict, such as
+    ``{"rotation": 7}`` or ``{"flip": 0.5, "crop_padding": 4}``) + ``DataLoader`` with workers and
     ``pin_memory`` chosen for the device.
 
-    ``valid_size`` > 0 holds out the **last** ``valid_size`` training images as
-    ``Loaders.valid``; ``valid_size=10_000`` on MNIST is the classic 50k/10k split (the one
-    in ``mnist.pkl.gz``). ``train_limit`` then applies to what is left for training.
-
+    ``splits`` (:class:`Splits`): ``valid_size`` > 0 holds out the **last** ``valid_size``
+    training images as ``Loaders.valid`` (``10_000`` on MNIST is the classic 50k/10k split, the
+    one in ``mnist.pkl.gz``), and ``train_limit`` then applies to what is left for training.
     ``bn_images`` > 0 adds ``Loaders.bn`` (either path): a :class:`TensorLoader` over the first
     ``bn_images`` images the model trains on (all of them if there are fewer), never augmented,
     in a fixed order, normalised like the others; it draws no random numbers, so using it
     leaves the training's shuffling and augmentation as they were.
     """
     info = datasets.get(dataset)
-    check_limits(train_limit=train_limit, test_limit=test_limit)
-    check_valid_size(valid_size)
-    check_valid_size(bn_images, "bn_images")
-    check_augment_options(rotation, **(classic_transform or {}))
+    if fast and isinstance(augment, dict):
+        raise ValueError("a dict of textbook augmentation options is for fast=False; the fast loader takes a "
+                         "batched augmentation from eva_utils.augment (e.g. RandomAffine(degrees=7))")
+    if not fast and augment is not None and not isinstance(augment, dict):
+        raise ValueError("a batched `augment` is for fast=True; the textbook pipeline (fast=False) takes its "
+                         "options as a dict, e.g. {'rotation': 7}")
+    if not fast:
+        check_augment_options(**(augment or {}))
+        if splits.valid_size:
+            raise ValueError("valid_size is for the fast path (fast=True)")
     device = pick_device(device)
-    tensors = sources.load(info.name, root)  # verified once for both splits
-    tr_x, tr_y, va_x, va_y = hold_out(tensors["train_x"], tensors["train_y"], valid_size)
+    tensors = sources.load(info, root)  # verified once for both splits
+    tr_x, tr_y, va_x, va_y = hold_out(tensors["train_x"], tensors["train_y"], splits.valid_size)
     mean, std = channel_stats(tr_x) if info.stats_from_training else (info.mean, info.std)
-    tr_x, tr_y = tr_x[:train_limit], tr_y[:train_limit]
-    te_x, te_y = tensors["test_x"][:test_limit], tensors["test_y"][:test_limit]
+    tr_x, tr_y = tr_x[:splits.train_limit], tr_y[:splits.train_limit]
+    te_x, te_y = tensors["test_x"][:splits.test_limit], tensors["test_y"][:splits.test_limit]
     norm = Normalize(mean, std)
-    bn = (TensorLoader(tr_x[:bn_images], tr_y[:bn_images], test_batch_size, shuffle=False,
-                       normalize=norm, device=device) if bn_images else None)
+    n_bn = splits.bn_images
+    bn = (TensorLoader(tr_x[:n_bn], tr_y[:n_bn], test_batch_size, shuffle=False, normalize=norm, device=device)
+          if n_bn else None)
     if fast:
-        if augment is None and rotation:
-            augment = aug.RandomAffine(degrees=rotation)
         train = TensorLoader(tr_x, tr_y, batch_size, shuffle=True, augment=augment, normalize=norm,
                              seed=seed, device=device)
         test = TensorLoader(te_x, te_y, test_batch_size, shuffle=False, normalize=norm, device=device)
         valid = (TensorLoader(va_x, va_y, test_batch_size, shuffle=False, normalize=norm, device=device)
-                 if valid_size else None)
+                 if splits.valid_size else None)
         return Loaders(train, test, True, device, valid, bn, info.name, tuple(mean), tuple(std))
 
     from torch.utils.data import Subset
 
-    if augment is not None:
-        raise ValueError("batched `augment` is for fast=True; the classic path takes `rotation` "
-                         "and `classic_transform`")
-    if valid_size:
-        raise ValueError("valid_size is for the fast path (fast=True)")
-    options = classic_transform or {}
-    train_set = sources.torchvision_dataset(info.name, True, root,
-                                            classic_transforms(info, True, rotation, mean, std, **options))
-    test_set = sources.torchvision_dataset(info.name, False, root, classic_transforms(info, False, 0, mean, std))
-    if train_limit is not None:
-        train_set = Subset(train_set, range(min(train_limit, len(train_set))))
-    if test_limit is not None:
-        test_set = Subset(test_set, range(min(test_limit, len(test_set))))
-    result = classic_loaders(train_set, test_set, batch_size, test_batch_size, device, seed, num_workers)
+    train_set = sources.torchvision_dataset(info, True, root,
+                                            classic_transforms(info, True, mean=mean, std=std, **(augment or {})))
+    test_set = sources.torchvision_dataset(info, False, root, classic_transforms(info, False, mean=mean, std=std))
+    if splits.train_limit is not None:
+        train_set = Subset(train_set, range(min(splits.train_limit, len(train_set))))
+    if splits.test_limit is not None:
+        test_set = Subset(test_set, range(min(splits.test_limit, len(test_set))))
+    result = classic_loaders(train_set, test_set, batch_size, test_batch_size, device, seed)
     result.dataset, result.mean, result.std, result.bn = info.name, tuple(mean), tuple(std), bn
     return result
 

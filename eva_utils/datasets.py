@@ -51,8 +51,11 @@ CIFAR10 = DatasetInfo(
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (MNIST, FASHION_MNIST, CIFAR10)}
 
 
-def get(name: str) -> DatasetInfo:
-    """The description of dataset ``name``; an unknown name lists the known ones."""
+def get(name: str | DatasetInfo) -> DatasetInfo:
+    """The description of dataset ``name``; an unknown name lists the known ones. A description
+    is returned as it is, so a layer that was handed one never looks its name up again."""
+    if isinstance(name, DatasetInfo):
+        return name
     try:
         return DATASETS[name]
     except KeyError:

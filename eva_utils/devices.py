@@ -1,10 +1,13 @@
-"""Which device a run uses, and which training precision that hardware computes natively.
+"""Which device a run uses, which training precision that hardware computes natively, and
+how a run names the machine it ran on.
 
 Its own module because both the data layer (tensors go straight to the training device)
 and the engine need it, and neither should import the other.
 """
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 from typing import Optional
 
@@ -64,3 +67,30 @@ def auto_precision(device) -> str:
     if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
+
+
+def device_description(device) -> str:
+    """The device as a run's header and Results name it: ``GPU <name>``, or ``CPU (<arch>, N threads)``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; else what :mod:`platform` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description() -> dict:
+    """What a saved history records of the machine, so a timing or a last digit can be traced to it:
+    the CPU, its cores, torch's threads and version, and whether bf16 is native."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "native_bf16": cpu_has_native_bf16(), "torch": str(torch.__version__),
+            "python": platform.python_version()}  # plain str: a checkpoint holding it loads with weights_only

@@ -5,6 +5,13 @@
 ``Test set: Average loss: 0.0182, Accuracy: 9940/10000 (99.40%)``, and ``fit``
 runs both for N epochs and returns a :class:`History` that plots and notebooks use.
 
+The options of the loop come in three small groups, so :func:`fit` reads in one line:
+:class:`StepOptions` (what a training step adds to the plain update: label smoothing, L1,
+gradient clipping), :class:`EvalOptions` (what each epoch scores: an EMA of the weights,
+BatchNorm statistics recomputed first, the split's name) and :class:`Checkpoints` (where
+``last.pt``/``best.pt`` go). The device and the :class:`Speed` switches are resolved once, where
+a run starts (:func:`fit`, or :func:`eva_utils.recipes.run` above it).
+
 Speed comes from switches collected in :class:`Speed`, each one independent so a
 notebook or the benchmark can show what it buys: ``channels_last`` memory format,
 training in bf16 or fp16 autocast where the hardware computes it natively
@@ -14,13 +21,12 @@ progress update). Evaluation runs in fp32 under ``torch.inference_mode``.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -30,11 +36,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .fsutil import atomic_torch_save, atomic_write_text, check_regular_or_absent, remove_stale_temps
-from .devices import PRECISIONS, auto_precision, cpu_has_native_bf16, pick_device  # noqa: F401  (re-exported)
-
-# ----------------------------------------------------------------------------- set-up
-
+from .devices import PRECISIONS, auto_precision, pick_device
+from .fsutil import atomic_torch_save, check_regular_or_absent, remove_stale_temps
+from .histories import History
 
 # ----------------------------------------------------------------------------- progress
 
@@ -106,6 +110,8 @@ def progress_bar(iterable, total: int, enabled: bool = True):
     return PlainBar(iterable, total=total)
 
 
+# ----------------------------------------------------------------------------- set-up
+
 
 def seed_everything(seed: int) -> int:
     """Seed Python, NumPy and torch (CPU and CUDA) so a CPU run repeats exactly."""
@@ -146,16 +152,31 @@ class Speed:
     def textbook(cls) -> "Speed":
         return cls(channels_last=False, precision="fp32", compile=False, set_to_none=False, sync_every=1)
 
+    @property
+    def resolved(self) -> bool:
+        """Whether every automatic (None) choice has been made (:meth:`resolve`)."""
+        return self.channels_last is not None and self.precision is not None
+
     def resolve(self, device: torch.device) -> "Speed":
-        """A copy with the automatic (None) choices made for ``device``."""
+        """A copy with the automatic (None) choices made for ``device``; itself when none is left,
+        so the switches a run starts with are decided once."""
+        if self.resolved:
+            return self
         device = torch.device(device)
         channels_last = device.type == "cuda" if self.channels_last is None else self.channels_last
         precision = auto_precision(device) if self.precision is None else self.precision
         return replace(self, channels_last=channels_last, precision=precision)
 
+    @property
+    def amp_dtype(self) -> Optional[torch.dtype]:
+        """The dtype training autocasts to (None: fp32, no autocast); of a resolved Speed."""
+        if self.precision is None:
+            raise ValueError("Speed.amp_dtype of an unresolved Speed: call speed.resolve(device) first")
+        return PRECISIONS[self.precision]
+
     def autocast_dtype(self, device: torch.device) -> Optional[torch.dtype]:
         """The dtype training autocasts to on ``device`` (None: fp32, no autocast)."""
-        return PRECISIONS[self.resolve(device).precision]
+        return self.resolve(device).amp_dtype
 
     def prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
         """Move the model to ``device`` in the chosen memory format (and compile it)."""
@@ -197,37 +218,49 @@ def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """What every training step adds to the plain update (all off by default)."""
+
+    label_smoothing: float = 0.0     # cross-entropy against 1 - eps on the true class
+    l1: float = 0.0                  # + l1 * sum(|w|) of the weights (not biases, not BatchNorm's)
+    clip_grad: Optional[float] = None  # clip the gradient norm to this
+
+
 def train(
     model: nn.Module,
     device: torch.device,
     train_loader,
     optimizer: torch.optim.Optimizer,
-    epoch: int = 1,
     *,
     scheduler=None,
-    l1: float = 0.0,
-    clip_grad: Optional[float] = None,
-    label_smoothing: float = 0.0,
     speed: Speed = Speed(),
+    step: StepOptions = StepOptions(),
     progress: bool = True,
     max_batches: Optional[int] = None,
     averaged=None,
-    scaler=None,
 ) -> dict:
     """Train one epoch; returns {'loss': mean loss, 'acc': accuracy in %, 'lrs': LR per step}.
 
     ``scheduler`` (if given) is stepped after every batch (OneCycleLR, CyclicLR);
-    per-epoch schedulers are stepped by :func:`fit`. ``l1`` adds ``l1 * sum(|w|)`` of
-    the weights to the loss. ``clip_grad`` clips the gradient norm (off by default).
-    ``averaged`` (a ``torch.optim.swa_utils.AveragedModel``, see :func:`ema_model`) is
-    updated after every optimizer step. Training autocasts to ``speed``'s precision;
-    under fp16 a gradient ``scaler`` (:func:`grad_scaler`; :func:`fit` keeps one across
-    epochs) scales the loss so small gradients do not underflow.
+    per-epoch schedulers are stepped by :func:`fit`. ``step`` adds label smoothing, an L1
+    penalty or gradient clipping (:class:`StepOptions`). Training autocasts to ``speed``'s
+    precision (under fp16 with a gradient scaler, so small gradients do not underflow).
+    ``averaged`` (a ``torch.optim.swa_utils.AveragedModel``, see :func:`ema_model`) is updated
+    after every optimizer step.
     """
-    model.train()
     device = torch.device(device)
-    speed = speed.resolve(device)
-    amp_dtype = speed.autocast_dtype(device)
+    return _train_epoch(model, device, train_loader, optimizer, speed.resolve(device), step,
+                        scheduler=scheduler, progress=progress, max_batches=max_batches, averaged=averaged)
+
+
+def _train_epoch(model, device: torch.device, train_loader, optimizer, speed: Speed, step: StepOptions, *,
+                 scheduler=None, progress: bool = True, max_batches: Optional[int] = None, averaged=None,
+                 scaler=None) -> dict:
+    """:func:`train`'s loop, for a device and Speed already resolved (:func:`fit` keeps the fp16
+    gradient ``scaler`` across epochs)."""
+    model.train()
+    amp_dtype = speed.amp_dtype
     if scaler is None:
         scaler = grad_scaler(device, amp_dtype)
     total = len(train_loader) if max_batches is None else min(max_batches, len(train_loader))
@@ -244,20 +277,20 @@ def train(
         optimizer.zero_grad(set_to_none=speed.set_to_none)
         with _autocast(device, amp_dtype):
             output = model(data)
-        loss = F.cross_entropy(output.float(), target, label_smoothing=label_smoothing)
-        if l1:
-            loss = loss + l1 * sum(p.abs().sum() for p in model.parameters() if p.ndim > 1)  # weights, not biases/BN
+        loss = F.cross_entropy(output.float(), target, label_smoothing=step.label_smoothing)
+        if step.l1:
+            loss = loss + step.l1 * sum(p.abs().sum() for p in model.parameters() if p.ndim > 1)  # weights, not biases/BN
         lrs.append(optimizer.param_groups[0]["lr"])
         if scaler is None:
             loss.backward()
-            if clip_grad:
-                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            if step.clip_grad:
+                nn.utils.clip_grad_norm_(model.parameters(), step.clip_grad)
             optimizer.step()
         else:
             scaler.scale(loss).backward()
-            if clip_grad:
+            if step.clip_grad:
                 scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+                nn.utils.clip_grad_norm_(model.parameters(), step.clip_grad)
             scaler.step(optimizer)
             scaler.update()
         if averaged is not None:
@@ -283,9 +316,13 @@ def evaluate(model: nn.Module, device, loader, speed: Speed = Speed()) -> dict:
     score, the misclassified images and the per-class tables then count the same
     predictions. (``speed`` gives only the memory format.)
     """
-    model.eval()
     device = torch.device(device)
-    speed = speed.resolve(device)
+    return _evaluate(model, device, loader, speed.resolve(device))
+
+
+def _evaluate(model: nn.Module, device: torch.device, loader, speed: Speed) -> dict:
+    """:func:`evaluate` for a device and Speed already resolved."""
+    model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     n = 0
@@ -309,70 +346,16 @@ def test(model: nn.Module, device, test_loader, speed: Speed = Speed(), verbose:
     ``Test set: Average loss: 0.0182, Accuracy: 9940/10000 (99.40%)``."""
     r = evaluate(model, device, test_loader, speed)
     if verbose:
-        print(f"{label}: Average loss: {r['loss']:.4f}, Accuracy: {r['correct']}/{r['total']} ({r['acc']:.2f}%)")
+        print(test_line(r, label))
     return r
 
 
-# ----------------------------------------------------------------------------- history
-
-
-@dataclass
-class History:
-    """What a run measured, one entry per epoch. Notebooks render Results from it."""
-
-    epoch: list = field(default_factory=list)
-    train_loss: list = field(default_factory=list)
-    train_acc: list = field(default_factory=list)
-    test_loss: list = field(default_factory=list)
-    test_acc: list = field(default_factory=list)
-    test_correct: list = field(default_factory=list)
-    test_total: list = field(default_factory=list)
-    lr: list = field(default_factory=list)
-    batch_lr: list = field(default_factory=list)  # the LR of every optimizer step
-    seconds: list = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
-
-    def add(self, **values) -> None:
-        for key, value in values.items():
-            getattr(self, key).append(value)
-
-    def __len__(self) -> int:
-        return len(self.epoch)
-
-    @property
-    def best_test(self) -> tuple[float, int]:
-        """(best test accuracy, the 1-based epoch it was first reached)."""
-        i = int(np.argmax(self.test_acc))
-        return self.test_acc[i], self.epoch[i]
-
-    @property
-    def best_train(self) -> tuple[float, int]:
-        i = int(np.argmax(self.train_acc))
-        return self.train_acc[i], self.epoch[i]
-
-    def last(self, n: int = 3) -> list:
-        return self.test_acc[-n:]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "History":
-        return cls(**d)
-
-    def save(self, path) -> None:
-        _atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
-
-    @classmethod
-    def load(cls, path) -> "History":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+def test_line(r: dict, label: str = "Test set") -> str:
+    """The course's evaluation line for a result of :func:`evaluate`."""
+    return f"{label}: Average loss: {r['loss']:.4f}, Accuracy: {r['correct']}/{r['total']} ({r['acc']:.2f}%)"
 
 
 # ----------------------------------------------------------------------------- checkpoints
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_text(path, text)  # a unique temporary file in the same folder, fsync'ed, then renamed
 
 
 def save_checkpoint(path, model: nn.Module, history: Optional[History] = None, **extra) -> Path:
@@ -510,6 +493,23 @@ def _per_batch(scheduler) -> bool:
     return isinstance(scheduler, (S.OneCycleLR, S.CyclicLR))
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """What each epoch's evaluation scores (by default the raw weights, on the test set)."""
+
+    ema: Optional[float] = None  # score an exponential moving average of the weights (a decay, e.g. 0.999)
+    bn_loader: object = None     # precise BN: recompute BatchNorm's statistics over these clean images first
+    label: str = "Test set"      # the evaluated split's name in the log ("Validation set")
+
+
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where :func:`fit` writes ``last.pt`` and ``best.pt`` after every epoch, and what else they hold."""
+
+    folder: str | os.PathLike
+    extra: dict = field(default_factory=dict)  # stored in every checkpoint ({"quick": True} marks a quick run's)
+
+
 def fit(
     model: nn.Module,
     epochs: int,
@@ -520,77 +520,72 @@ def fit(
     *,
     device=None,
     speed: Optional[Speed] = None,
-    l1: float = 0.0,
-    clip_grad: Optional[float] = None,
-    label_smoothing: float = 0.0,
-    checkpoint_dir: Optional[str | os.PathLike] = None,
+    step: StepOptions = StepOptions(),
+    evaluation: EvalOptions = EvalOptions(),
+    checkpoints: Optional[Checkpoints] = None,
     progress: bool = True,
     verbose: Optional[bool] = True,
-    scheduler_per_batch: Optional[bool] = None,
-    ema: Optional[float] = None,
-    eval_label: str = "Test set",
-    bn_loader=None,
-    checkpoint_extra: Optional[dict] = None,
 ) -> History:
     """Train ``epochs`` epochs, testing after each; returns the :class:`History`.
 
     ``optimizer`` defaults to the course's SGD(lr=0.01, momentum=0.9). A scheduler is
-    stepped per batch if it is OneCycleLR/CyclicLR (or ``scheduler_per_batch``), per
-    epoch otherwise (ReduceLROnPlateau gets the test loss). With ``checkpoint_dir``,
-    ``last.pt`` and ``best.pt`` are written atomically after every epoch.
-    ``ema`` (a decay such as 0.999) evaluates and checkpoints an exponential moving
-    average of the weights (:func:`ema_model`) instead of the raw weights, and
-    ``model`` holds the averaged weights when ``fit`` returns; the training
-    loss/accuracy stay those of the raw weights. ``eval_label`` names the
-    evaluated split in the log ("Validation set" when ``test_loader`` is one).
-    ``bn_loader`` (clean training images, ``data.loaders(bn_images=N).bn``): before every
-    evaluation the evaluated network's BatchNorm statistics are recomputed over it
-    (:func:`recompute_bn`), so the test line, the checkpoint and the returned model all hold
-    statistics of the weights they score. ``checkpoint_extra`` is stored in every checkpoint
-    (``{"quick": True}`` marks a quick-mode run's).
-    ``verbose``: True prints the course's log (``EPOCH``, ``Train set``, ``Test set`` lines);
-    False one short line per epoch (``epoch 3/15: train 98.10%, test 99.02% (12.3 s)``), so
+    stepped per batch if it is OneCycleLR/CyclicLR, per epoch otherwise (ReduceLROnPlateau
+    gets the test loss). ``step``: what each training step adds (:class:`StepOptions`).
+
+    ``evaluation`` (:class:`EvalOptions`): with ``ema`` (a decay such as 0.999) an exponential
+    moving average of the weights (:func:`ema_model`) is evaluated and checkpointed instead of the
+    raw weights, and ``model`` holds the averaged weights when ``fit`` returns; the training
+    loss/accuracy stay those of the raw weights. With ``bn_loader`` (clean training images,
+    ``data.loaders(splits=Splits(bn_images=N)).bn``) the evaluated network's BatchNorm statistics
+    are recomputed over it before every evaluation (:func:`recompute_bn`), so the test line, the
+    checkpoint and the returned model all hold statistics of the weights they score. ``label``
+    names the evaluated split in the log ("Validation set" when ``test_loader`` is one).
+
+    ``checkpoints`` (:class:`Checkpoints`): ``last.pt`` and ``best.pt`` written atomically after
+    every epoch. ``verbose``: True prints the course's log (``EPOCH``, ``Train set``, ``Test set``
+    lines); False one short line per epoch (``epoch 3/15: train 98.10%, test 99.02% (12.3 s)``), so
     an ablation or seed run in a notebook still leaves a record of each epoch; None nothing.
     """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     device = pick_device(device)
-    speed = (speed or Speed()).resolve(device)
+    speed = (speed or Speed()).resolve(device)  # the one place a run's switches are decided
     net = speed.prepare(model, device)
     if optimizer is None:
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    per_batch = _per_batch(scheduler) if scheduler_per_batch is None else scheduler_per_batch
+    per_batch = _per_batch(scheduler)
     history = History(meta={
         "params": count_parameters(model),
         "device": str(device),
         "precision": speed.precision,
         "model": getattr(unwrap(model), "registry_name", type(unwrap(model)).__name__),
     })
-    scaler = grad_scaler(device, speed.autocast_dtype(device))  # fp16 only; its scale carries across epochs
-    averaged = ema_model(net, ema) if ema else None
+    scaler = grad_scaler(device, speed.amp_dtype)  # fp16 only; its scale carries across epochs
+    averaged = ema_model(net, evaluation.ema) if evaluation.ema else None
     evaluated = averaged if averaged is not None else net
-    if ema:
-        history.meta["ema"] = ema
-    if bn_loader is not None:
-        history.meta["precise_bn"] = _images_in(bn_loader)
+    if evaluation.ema:
+        history.meta["ema"] = evaluation.ema
+    if evaluation.bn_loader is not None:
+        history.meta["precise_bn"] = _images_in(evaluation.bn_loader)
     best = -1.0
     for epoch in range(1, epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         if verbose:
             print(f"EPOCH: {epoch} (LR: {lr:.6f})")
         start = time.perf_counter()
-        tr = train(net, device, train_loader, optimizer, epoch,
-                   scheduler=scheduler if per_batch else None, l1=l1, clip_grad=clip_grad,
-                   label_smoothing=label_smoothing, speed=speed, progress=progress, averaged=averaged,
-                   scaler=scaler)
+        tr = _train_epoch(net, device, train_loader, optimizer, speed, step,
+                          scheduler=scheduler if per_batch else None, progress=progress, averaged=averaged,
+                          scaler=scaler)
         seconds = time.perf_counter() - start
         if verbose:  # plain text, so every viewer keeps the record the progress bar shows live
             print(f"Train set: Average loss: {tr['loss']:.4f}, Accuracy: {tr['acc']:.2f}% ({seconds:.1f} s)")
-        if bn_loader is not None:
-            recompute_bn(evaluated, bn_loader)
-        te = test(evaluated, device, test_loader, speed, verbose=bool(verbose), label=eval_label)
-        if verbose is False:
-            split = "validation" if eval_label.lower().startswith("validation") else "test"
+        if evaluation.bn_loader is not None:
+            recompute_bn(evaluated, evaluation.bn_loader)
+        te = _evaluate(evaluated, device, test_loader, speed)
+        if verbose:
+            print(test_line(te, evaluation.label))
+        elif verbose is False:
+            split = "validation" if evaluation.label.lower().startswith("validation") else "test"
             print(f"epoch {epoch}/{epochs}: train {tr['acc']:.2f}%, {split} {te['acc']:.2f}% ({seconds:.1f} s)",
                   flush=True)
         if scheduler is not None and not per_batch:
@@ -602,14 +597,13 @@ def fit(
                     test_acc=te["acc"], test_correct=te["correct"], test_total=te["total"],
                     lr=lr, seconds=seconds)
         history.batch_lr.extend(tr["lrs"])
-        if checkpoint_dir is not None:
+        if checkpoints is not None:
             saved = model if averaged is None else averaged.module  # a deep copy: registry name included
-            extra = dict(checkpoint_extra or {}, epoch=epoch)
-            save_checkpoint(Path(checkpoint_dir) / "last.pt", saved, history, **extra)
+            extra = dict(checkpoints.extra, epoch=epoch)
+            save_checkpoint(Path(checkpoints.folder) / "last.pt", saved, history, **extra)
             if te["acc"] > best:
                 best = te["acc"]
-                save_checkpoint(Path(checkpoint_dir) / "best.pt", saved, history, **extra)
+                save_checkpoint(Path(checkpoints.folder) / "best.pt", saved, history, **extra)
     if averaged is not None:  # the model you get back is the one that was evaluated
         unwrap(model).load_state_dict(averaged.module.state_dict())
     return history
-

@@ -504,7 +504,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
         raise ValueError(f"{path} is not an eva_utils checkpoint (no model name/state_dict); "
                          "re-create it with `python -m eva_utils train --save PATH`")
     name, kwargs = state["model_name"], state.get("model_kwargs") or {}
-    redo = f"re-create it with `python -m eva_utils train --model {name} --save {path}`"
+    redo = f"re-create it with `python -m eva_utils train --recipe {name} --save {path}`"
     if not isinstance(kwargs, dict):
         raise ValueError(f"{path} names model {name!r} with arguments {kwargs!r}, not a dict of "
                          f"arguments; {redo}")

@@ -1,7 +1,7 @@
 """How each course step trains: model, data, optimizer and schedule in one place.
 
 A notebook and the command line train a step the same way by reading its
-:class:`Recipe`, so ``python -m eva_utils train --model final --seed 2`` reproduces
+:class:`Recipe`, so ``python -m eva_utils train --recipe final --seed 2`` reproduces
 notebook 06's seed-2 row exactly (on the same machine and torch version).
 
 Quick mode: with ``EVA_SMOKE=1`` in the environment (CI only, never what is committed)
@@ -17,8 +17,11 @@ from typing import Optional
 
 import torch
 
-from . import augment, data, datasets, engine, models
+from pathlib import Path
+
+from . import augment, data, datasets, engine, histories, models
 from .checks import check_optional
+from .devices import device_description, machine_description, pick_device
 
 #: The course target: accuracy held in each of the last ``last_epochs`` epochs.
 TARGET_ACC = 99.40
@@ -112,13 +115,26 @@ class Recipe:
     cpu_channels_last: Optional[bool] = None  # channels-last memory format on a CPU (None: no)
 
     def __post_init__(self):
-        """Refuse a NaN, an infinity or an out-of-range number in any field (:data:`RECIPE_RANGES`) when
-        the recipe is made: a NaN rotation would blank every training image, a NaN LR every weight."""
+        """Refuse, when the recipe is made: a NaN, an infinity or an out-of-range number in any field
+        (:data:`RECIPE_RANGES`; a NaN rotation would blank every training image, a NaN LR every
+        weight), an unknown dataset, and a momentum the schedule would silently overwrite
+        (OneCycleLR cycles SGD's momentum between 0.95 and 0.85 itself, so a recipe's own
+        ``momentum`` would never be used)."""
         for name, bounds in RECIPE_RANGES.items():
             try:
                 check_optional(name, getattr(self, name), **bounds)
             except ValueError as err:
                 raise ValueError(f"recipe {self.name!r}: {err}") from None
+        datasets.get(self.dataset)
+        if self.scheduler == "onecycle" and self.momentum != DEFAULT_MOMENTUM:
+            raise ValueError(f"recipe {self.name!r} sets momentum={self.momentum}, but OneCycleLR cycles "
+                             f"SGD's momentum between 0.85 and 0.95 itself and would ignore it; leave "
+                             f"momentum at {DEFAULT_MOMENTUM}")
+
+    @property
+    def info(self) -> datasets.DatasetInfo:
+        """The description of the recipe's dataset: what the layers below are handed, not its name."""
+        return datasets.get(self.dataset)
 
     def make_augment(self):
         """The batched augmentation of the training images (None when there is none).
@@ -131,7 +147,7 @@ class Recipe:
             steps.append(augment.RandomAffine(
                 degrees=self.rotation, translate=(self.translate, self.translate) if self.translate else None,
                 scale=(1 - self.scale, 1 + self.scale) if self.scale else None, elastic=self.elastic))
-        mean = datasets.get(self.dataset).mean
+        mean = self.info.mean
 
         def filled(step):
             return augment.MeanFill(step, mean) if self.mean_fill else step
@@ -147,14 +163,17 @@ class Recipe:
         return steps[0] if len(steps) == 1 else augment.Compose(steps)
 
     def classic_transform(self) -> dict:
-        """What the textbook pipeline (``fast=False``) can do of this augmentation."""
+        """What the textbook pipeline (``fast=False``) can do of this augmentation: the options of
+        :func:`eva_utils.data.classic_transforms`, as ``data.loaders(fast=False, augment=...)`` takes them."""
         if self.translate or self.scale or self.cutout:
             raise ValueError(f"recipe {self.name!r} shifts, zooms or cuts out, which only the fast loader "
                              "does; drop --classic")
-        return {"flip": self.flip, "crop_padding": self.crop_padding, "elastic": self.elastic}
+        return {"rotation": self.rotation, "flip": self.flip, "crop_padding": self.crop_padding,
+                "elastic": self.elastic}
 
     def speed(self, device, **overrides):
-        """The engine's speed switches for this recipe on ``device``.
+        """The engine's speed switches for this recipe on ``device`` (its automatic choices are
+        made once per run, where the run starts: :func:`run` resolves them for its device).
 
         On a CPU a recipe may fix the precision and memory format (09's depthwise convs
         train faster in fp32 channels-last there: PyTorch's CPU backward of a depthwise
@@ -169,25 +188,24 @@ class Recipe:
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return engine.Speed(**settings)
 
-    def fit_options(self, loaders=None) -> dict:
-        """The keyword arguments of :func:`eva_utils.engine.fit` this recipe sets (``loaders``:
+    def step_options(self) -> engine.StepOptions:
+        """What this recipe adds to each training step (:class:`eva_utils.engine.StepOptions`)."""
+        return engine.StepOptions(label_smoothing=self.label_smoothing)
+
+    def eval_options(self, loaders=None, label: str = "Test set") -> engine.EvalOptions:
+        """What each epoch of this recipe scores (:class:`eva_utils.engine.EvalOptions`; ``loaders``:
         the run's, whose ``bn`` split precise BN recomputes the statistics over)."""
-        options = {"label_smoothing": self.label_smoothing, "ema": self.ema}
+        bn_loader = None
         if self.precise_bn:
             if loaders is None or loaders.bn is None:
                 raise ValueError(f"recipe {self.name!r} recomputes BatchNorm's statistics (precise_bn="
-                                 f"{self.precise_bn}): build the loaders with bn_images={self.precise_bn}")
-            options["bn_loader"] = loaders.bn
-        return options
+                                 f"{self.precise_bn}): build the loaders with Splits(bn_images={self.precise_bn})")
+            bn_loader = loaders.bn
+        return engine.EvalOptions(ema=self.ema, bn_loader=bn_loader, label=label)
 
     def check_epochs(self, epochs: int) -> None:
-        """Refuse, before any data is loaded, a run too short for this recipe's schedule, or a
-        momentum the schedule would silently overwrite (OneCycleLR cycles SGD's momentum between
-        0.95 and 0.85 itself, so a recipe's own ``momentum`` would never be used)."""
-        if self.scheduler == "onecycle" and self.momentum != DEFAULT_MOMENTUM:
-            raise ValueError(f"recipe {self.name!r} sets momentum={self.momentum}, but OneCycleLR cycles "
-                             f"SGD's momentum between 0.85 and 0.95 itself and would ignore it; leave "
-                             f"momentum at {DEFAULT_MOMENTUM}")
+        """Refuse a run too short for this recipe's schedule: :meth:`run_settings` asks before any
+        data is loaded, :meth:`make_optimizer` where the schedule is built."""
         if self.scheduler == "onecycle" and not 0 <= self.hold_epochs < epochs:
             raise ValueError(f"recipe {self.name!r} holds its LR at the floor for the last {self.hold_epochs} "
                              f"epochs after the OneCycle, so it needs at least {self.hold_epochs + 1} epochs, "
@@ -237,9 +255,12 @@ class Recipe:
         run stays marked quick: it is never judged nor saved as a result.
         """
         if quick_mode():
-            return RunSettings(epochs or 1 + self.hold_epochs, train_limit or SMOKE_TRAIN_IMAGES,
-                               test_limit or SMOKE_TEST_IMAGES, quick=True)
-        return RunSettings(epochs or self.epochs, train_limit, test_limit)
+            settings = RunSettings(epochs or 1 + self.hold_epochs, train_limit or SMOKE_TRAIN_IMAGES,
+                                   test_limit or SMOKE_TEST_IMAGES, quick=True)
+        else:
+            settings = RunSettings(epochs or self.epochs, train_limit, test_limit)
+        self.check_epochs(settings.epochs)  # before any data is loaded
+        return settings
 
     def with_(self, **changes) -> "Recipe":
         return replace(self, **changes)
@@ -289,10 +310,11 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str) -> Recipe:
+    """The recipe named ``name`` (a key of :data:`RECIPES`, as ``--recipe`` takes it)."""
     try:
         return RECIPES[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(RECIPES)}") from None
+        raise ValueError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}") from None
 
 
 @dataclass(frozen=True)
@@ -404,13 +426,15 @@ def seeds_summary(histories: dict, target: Target = COURSE_TARGET) -> dict:
 
 @dataclass
 class Run:
-    """What :func:`run` trained: the model (evaluated weights), its history and its loaders."""
+    """What :func:`run` trained: the model (evaluated weights), its history and its loaders, and
+    where the history was saved (None: not saved)."""
 
     model: torch.nn.Module
     history: object
     loaders: object
     recipe: Recipe
     seed: int
+    saved: Optional[Path] = None
 
 
 def set_bn_momentum(model: torch.nn.Module, momentum: float) -> int:
@@ -429,16 +453,45 @@ def set_bn_momentum(model: torch.nn.Module, momentum: float) -> int:
     return len(layers)
 
 
+def saved_as(recipe: Recipe, settings: RunSettings, save=None, *, valid_size: int = 0,
+             custom_augment: bool = False) -> Optional[str]:
+    """The name (``results/<name>.json``) a run's history is saved under, or None.
+
+    ``save``: None (the default) saves the course step's own run, and only it, under the step's
+    name: a recipe of :data:`RECIPES` as it is, for its full epochs on every image, evaluated on
+    the test set (a changed recipe, a validation or quick run is an experiment, not the step).
+    False never saves; True saves under the recipe's name; a string under that name. A quick
+    (``EVA_SMOKE``) run is never saved, whatever ``save`` says: it must not replace a real result.
+    """
+    if settings.quick or save is False:
+        return None
+    if isinstance(save, str):
+        if not save.strip() or "/" in save or save.startswith("."):
+            raise ValueError(f"save={save!r} is not a file name for results/<name>.json; give a name such as "
+                             f"{recipe.name + '_seed2'!r}, or save=False")
+        return save
+    if save is True:
+        return recipe.name
+    if save is not None:
+        raise ValueError(f"save={save!r}: give None (the course step's full run is saved), False, True or a name")
+    full = (settings.train_limit is None and settings.test_limit is None and settings.epochs == recipe.epochs)
+    course_step = recipe in RECIPES.values()
+    return recipe.name if course_step and full and not valid_size and not custom_augment else None
+
+
 def run(recipe: Recipe, seed: int = 1, *, device=None, settings: Optional[RunSettings] = None,
         valid_size: int = 0, fast: bool = True, root=None, speed=None, checkpoint_dir=None,
         progress: bool = True, verbose: bool = True, model_kwargs: Optional[dict] = None,
-        model: Optional[torch.nn.Module] = None, augment=None) -> Run:
+        model: Optional[torch.nn.Module] = None, augment=None, save=None) -> Run:
     """Train ``recipe`` from ``seed``: the one path behind the CLI and the notebooks' loops.
 
     Order: seed everything, draw the weights, build the loaders (their shuffling and
     augmentation use their own generator seeded with ``seed``), then fit. With
     ``valid_size`` > 0 the last ``valid_size`` training images are held out and every
     epoch is evaluated on them instead of the test set (for design choices).
+
+    The facts a run rests on are settled once, here, and handed down: the dataset's
+    description (``recipe.info``), the device and the speed switches (resolved for it).
 
     ``model``: a network the caller built (a notebook's own class, which a student may
     edit) instead of ``recipe.model`` from the registry. The caller has drawn its weights
@@ -448,36 +501,42 @@ def run(recipe: Recipe, seed: int = 1, *, device=None, settings: Optional[RunSet
     ``augment``: a batched augmentation (:mod:`eva_utils.augment`) used instead of the
     recipe's, for design searches that try one a Recipe has no field for (a slant,
     bilinear rotation); fast path only.
+
+    The history records the device and the machine (``meta["device_name"]``, ``meta["machine"]``)
+    and, for the course step's full run, is saved as ``results/<step>.json`` for later notebooks
+    (:func:`saved_as` says when; ``save`` overrides it; ``Run.saved`` says where it went).
     """
-    settings = settings or recipe.run_settings()
+    settings = settings or recipe.run_settings()  # run_settings checks the epochs, before any data
     if augment is not None and not fast:
         raise ValueError("a custom augment is batched, for the fast path only; drop fast=False")
-    classic = None if fast else recipe.classic_transform()  # refuses what only the fast path does
-    recipe.check_epochs(settings.epochs)  # both before any data is loaded
-    device = engine.pick_device(device)
+    augmentation = (recipe.make_augment() if augment is None else augment) if fast else recipe.classic_transform()
+    name = saved_as(recipe, settings, save, valid_size=valid_size, custom_augment=augment is not None)
+    if name is not None:
+        histories.check_results_dir(quick=False)  # a folder it cannot write to fails now, not after training
+    info = recipe.info
+    device = pick_device(device)
+    speed = (speed or recipe.speed(device)).resolve(device)
     if model is None:
         engine.seed_everything(seed)
         model = models.build(recipe.model, **(model_kwargs or {}))
-    models.check_output(model, datasets.get(recipe.dataset))  # [batch, classes], before any data is loaded
-    if fast and augment is None:
-        augment = recipe.make_augment()
-    loaders = data.loaders(recipe.batch_size, dataset=recipe.dataset, fast=fast, rotation=recipe.rotation,
-                           augment=augment, classic_transform=classic,
-                           device=device, root=root, seed=seed, train_limit=settings.train_limit,
-                           test_limit=settings.test_limit, valid_size=valid_size,
-                           bn_images=recipe.precise_bn)
-    speed = speed or recipe.speed(device)
+    models.check_output(model, info)  # [batch, classes], before any data is loaded
+    loaders = data.loaders(recipe.batch_size, dataset=info, device=device, seed=seed, fast=fast, augment=augmentation,
+                           splits=data.Splits(settings.train_limit, settings.test_limit, valid_size, recipe.precise_bn),
+                           root=root)
     if recipe.bn_momentum is not None:
         set_bn_momentum(model, recipe.bn_momentum)
     optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), settings.epochs)
     evaluated_on = loaders.valid if valid_size else loaders.test
+    checkpoints = (engine.Checkpoints(checkpoint_dir, {"quick": True} if settings.quick else {})
+                   if checkpoint_dir is not None else None)
     history = engine.fit(model, settings.epochs, loaders.train, evaluated_on, optimizer, scheduler,
-                         device=device, speed=speed, checkpoint_dir=checkpoint_dir, progress=progress,
-                         verbose=verbose, eval_label="Validation set" if valid_size else "Test set",
-                         checkpoint_extra={"quick": True} if settings.quick else None,
-                         **recipe.fit_options(loaders))
-    history.meta.update(seed=seed, recipe=recipe.name, valid_size=valid_size)
-    return Run(model, history, loaders, recipe, seed)
+                         device=device, speed=speed, step=recipe.step_options(),
+                         evaluation=recipe.eval_options(loaders, "Validation set" if valid_size else "Test set"),
+                         checkpoints=checkpoints, progress=progress, verbose=verbose)
+    history.meta.update(seed=seed, recipe=recipe.name, valid_size=valid_size,
+                        device_name=device_description(device), machine=machine_description())
+    path = histories.save_history(history, name) if name is not None else None
+    return Run(model, history, loaders, recipe, seed, path)
 
 
 def run_variants(variants: dict, seed: int = 1, *, valid_size: int = 0, device=None,
@@ -493,7 +552,7 @@ def run_variants(variants: dict, seed: int = 1, *, valid_size: int = 0, device=N
         recipe, model_kwargs = variant if isinstance(variant, tuple) else (variant, None)
         print(f"--- {name}: {recipe.name}" + (f" {model_kwargs}" if model_kwargs else ""), flush=True)
         result = run(recipe, seed, device=device, settings=settings, valid_size=valid_size,
-                     progress=progress, verbose=False, model_kwargs=model_kwargs)
+                     progress=progress, verbose=False, model_kwargs=model_kwargs, save=False)
         h = result.history
         print(f"    {h.meta['params']:,} params; accuracy by epoch: "
               + ", ".join(f"{a:.2f}" for a in h.test_acc), flush=True)

@@ -1,155 +1,24 @@
-"""Results as Markdown, rendered from a run's history so no number is typed by hand.
+"""What a notebook shows of its run: its one start call, and Results as Markdown rendered from
+a run's history, so no number is typed by hand.
 
-Each notebook shows a placeholder under its Target at the top
-(:func:`results_placeholder`) and fills it at the end (:func:`show_results`), so the
-Results at the top of a committed notebook are the numbers of that notebook's own run.
-
-Where histories live (later notebooks compare with earlier steps' runs):
-
-* a notebook writes its full run's history to ``results/<step>.json`` in the folder it
-  runs in (``$EVA_RESULTS`` if set), never into the installed package;
-* a notebook reads an earlier step's history from that same folder when the student
-  has run that step there, else from the course's reference runs shipped inside the
-  package (``eva_utils/results``, read with :mod:`importlib.resources`), so it works
-  from a clone, an editable or a plain pip install, and on Colab alike.
-
-Instructors' ``make notebooks`` sets ``$EVA_RESULTS`` to the repository's
-``eva_utils/results``, so a full re-run refreshes the reference runs that ship.
+:func:`start` is a notebook's set-up: figures inline, the Results slot under its Target at the
+top (filled at the end by :func:`show_results`, so the Results at the top of a committed notebook
+are the numbers of that notebook's own run), the clock, and the device it runs on. Later
+notebooks compare with earlier steps' runs, read with :func:`eva_utils.histories.load_history`.
 """
 from __future__ import annotations
 
-import os
-import platform
-import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
 from . import recipes
-from .engine import History
-from .fsutil import check_writable_dir, describe, remove_stale_temps
+from .devices import device_description, pick_device
+from .histories import check_results_dir, load_history
 
 RESULTS_DISPLAY_ID = "eva-results"
-
-#: Environment variable naming the folder notebooks write their histories to.
-RESULTS_ENV = "EVA_RESULTS"
-
-
-def history_dir() -> Path:
-    """Where this run's histories go: ``$EVA_RESULTS`` (``~`` expanded; blank means unset), else
-    ``results/`` in the working folder."""
-    value = os.environ.get(RESULTS_ENV, "")
-    return Path(value).expanduser() if value.strip() else Path("results")
-
-
-def check_results_dir(quick: bool) -> Optional[Path]:
-    """At a notebook's start, not after its full run: the folder its history will be written to
-    (:func:`history_dir`) must be writable. A quick run writes nothing, so nothing is checked."""
-    if quick:
-        return None
-    what = f"${RESULTS_ENV}" if os.environ.get(RESULTS_ENV, "").strip() else "the results folder"
-    return check_writable_dir(history_dir(), what)
-
-
-def course_results():
-    """The course's reference runs, shipped inside the package (an importlib.resources Traversable)."""
-    return resources.files("eva_utils") / "results"
-
-
-def save_history(history, step: str, quick: bool = False, results_dir: Optional[Path] = None) -> Optional[Path]:
-    """Keep a full run's history as ``results/<step>.json`` (see :func:`history_dir`) for later notebooks.
-
-    A quick (EVA_SMOKE) run is never saved: it must not replace a real result.
-    """
-    if quick:
-        return None
-    path = Path(results_dir or history_dir()) / f"{step}.json"
-    remove_stale_temps(path.parent, [path.name])  # what a save killed by SIGKILL left
-    history.save(path)
-    return path
-
-
-#: The per-epoch lists of a saved history (one entry per epoch); ``batch_lr`` has one per step.
-_EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "test_correct", "test_total",
-                 "lr", "seconds")
-
-
-def _recipe_of(step: str) -> Optional[str]:
-    """The recipe a history named ``step`` must record: the course step's own (``04_regularizer``,
-    ``09_..._seed2``), or None for a design run, which records the recipe it started from."""
-    names = sorted((r.name for r in recipes.RECIPES.values()), key=len, reverse=True)
-    return next((n for n in names if step == n or step.startswith(n + "_")), None)
-
-
-def parse_history(raw: bytes, step: str) -> History:
-    """A saved history, checked: a JSON object with exactly :class:`History`'s fields, one number
-    per epoch in each list, and (for a course step) no other step's recipe. Raises ValueError
-    saying what is wrong (the caller names the file)."""
-    import json
-
-    try:
-        d = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError("it is not text (binary data)") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"it is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
-    if not isinstance(d, dict):
-        raise ValueError(f"it holds a JSON {type(d).__name__}, not a history object")
-    fields = set(History.__dataclass_fields__)
-    if set(d) != fields:
-        missing, extra = sorted(fields - set(d)), sorted(set(d) - fields)
-        raise ValueError("its keys are not a history's ("
-                         + "; ".join(([f"missing {', '.join(missing)}"] if missing else [])
-                                     + ([f"unexpected {', '.join(extra)}"] if extra else [])) + ")")
-    n = len(d["epoch"]) if isinstance(d["epoch"], list) else -1
-    for key in (*_EPOCH_FIELDS, "batch_lr"):
-        value = d[key]
-        if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                  for v in value):
-            raise ValueError(f"its {key!r} is not a list of numbers")
-        if key != "batch_lr" and len(value) != n:
-            raise ValueError(f"its {key!r} has {len(value)} entries for {n} epochs")
-    if n < 1:
-        raise ValueError("it records no epoch")
-    meta = d["meta"]
-    if not isinstance(meta, dict) or not isinstance(meta.get("params"), int):
-        raise ValueError("its 'meta' has no parameter count")
-    expected, recorded = _recipe_of(step), meta.get("recipe")
-    if expected is not None and recorded is not None and recorded != expected:  # a run of fit() records none
-        raise ValueError(f"it holds a run of {recorded}, not of {expected}")
-    return History.from_dict(d)
-
-
-def load_history(step: str, results_dir: Optional[Path] = None):
-    """An earlier step's full-run history: this folder's own run if there is one, else the course's.
-
-    ``meta["source"]`` says which: the file's path, or ``"course reference run"``. An own file
-    that is not a history of ``step`` (truncated, edited, another step's) is not used: one line
-    on stderr names it and says the course's reference run is shown instead.
-    """
-    own = Path(results_dir or history_dir()) / f"{step}.json"
-    if own.is_file():
-        try:
-            history = parse_history(own.read_bytes(), step)
-            history.meta["source"] = str(own)
-            return history
-        except (ValueError, OSError) as err:
-            why = err if isinstance(err, ValueError) else describe(err)
-            print(f"warning: {own} is not a usable history of {step} ({why}); showing the course's reference "
-                  f"run instead (run notebook {step} in full here to replace the file)", file=sys.stderr)
-    shipped = course_results() / f"{step}.json"
-    if not shipped.is_file():
-        raise FileNotFoundError(f"no history for step {step!r}: neither {own} (run notebook {step} in full "
-                                "here) nor a course reference run in the package")
-    try:
-        history = parse_history(shipped.read_bytes(), step)
-    except ValueError as err:
-        raise ValueError(f"the course's reference run {shipped} is damaged ({err}); reinstall eva_utils") from None
-    history.meta["source"] = "course reference run"
-    return history
 
 
 def step_rows(steps: Sequence[str], current: Optional[dict] = None, results_dir: Optional[Path] = None) -> list:
@@ -172,13 +41,6 @@ def shown_path(path) -> str:
         return "~/" + str(path.relative_to(Path.home()))
     except ValueError:
         return str(path)
-
-
-def device_description(device) -> str:
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"GPU {torch.cuda.get_device_name(device)}"
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def results_markdown(history, title: str = "Results", quick: bool = False,
@@ -216,13 +78,16 @@ def results_markdown(history, title: str = "Results", quick: bool = False,
     return "\n".join(lines)
 
 
-def start_notebook() -> float:
-    """The set-up every notebook shares: the results folder checked (:func:`check_results_dir`),
-    figures inline, the Results slot at the top, the clock.
+def start(device=None) -> torch.device:
+    """A notebook's one set-up call (``device = eva_utils.start()``): the results folder checked
+    (:func:`eva_utils.histories.check_results_dir`: a read-only ``$EVA_RESULTS`` fails now, not
+    after the full run), figures inline, the Results slot at the top, the clock, and one line
+    saying where and when the notebook runs (:func:`run_header`).
 
-    Returns the start time that :func:`run_header` reports.
+    Returns the device (``device``, or the best available: cuda, then mps, then cpu).
     """
-    check_results_dir(recipes.quick_mode())  # a read-only $EVA_RESULTS now, not after the full run
+    quick = recipes.quick_mode()
+    check_results_dir(quick)
     try:
         from IPython import get_ipython
 
@@ -232,7 +97,10 @@ def start_notebook() -> float:
     except ImportError:  # plain Python: no notebook to set up
         pass
     results_placeholder()
-    return time.time()
+    started = time.time()
+    device = pick_device(device)
+    print(run_header(device, quick, started))
+    return device
 
 
 def results_placeholder() -> None:
@@ -386,7 +254,7 @@ def steps_markdown(rows: Sequence[dict]) -> str:
 
 
 def run_header(device, quick: bool, started: Optional[float] = None) -> str:
-    """One line saying where and when this notebook ran (shown in its header)."""
+    """One line saying where and when this notebook ran (printed by :func:`start`)."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started or time.time()))
     mode = "QUICK MODE (EVA_SMOKE), not a real run" if quick else "full run"
     return f"Ran on {device_description(device)}, torch {torch.__version__}, {when}: {mode}."

@@ -835,13 +835,13 @@ def load_cifar10(root=None, png_root=None, download: bool = True, verbose: bool 
 # ----------------------------------------------------------------------------- one entry point
 
 
-def load(name: str, root=None, *, png_root=None, verbose: bool = True) -> dict:
-    """Dataset ``name`` as verified uint8 tensors: {'train_x', 'train_y', 'test_x', 'test_y', 'source'}.
+def load(dataset: str | datasets.DatasetInfo, root=None, *, png_root=None, verbose: bool = True) -> dict:
+    """A dataset (its description, or its name) as verified uint8 tensors: {'train_x', 'train_y', 'test_x', 'test_y', 'source'}.
 
     Images are ``(N, C, H, W)`` (MNIST and Fashion-MNIST ``(N, 1, 28, 28)``), in the
     stored order (the original files' for MNIST and Fashion-MNIST; see :func:`load_cifar10`).
     """
-    info = datasets.get(name)
+    info = datasets.get(dataset)
     if info is datasets.CIFAR10:
         t = load_cifar10(root, png_root, verbose=verbose)
         return {**{k: t[k] for k in ("train_x", "train_y", "test_x", "test_y")}, "source": t["meta"]["source"]}
@@ -857,12 +857,14 @@ def load(name: str, root=None, *, png_root=None, verbose: bool = True) -> dict:
             "test_x": test.data.unsqueeze(1), "test_y": test.targets, "source": source}
 
 
-def torchvision_dataset(name: str, train: bool, root=None, transform=None, *, png_root=None):
-    """The textbook ``torchvision.datasets`` object of ``name`` over the verified files.
+def torchvision_dataset(dataset: str | datasets.DatasetInfo, train: bool, root=None, transform=None, *,
+                        png_root=None):
+    """The textbook ``torchvision.datasets`` object of a dataset (its description, or its name) over
+    the verified files.
 
     (CIFAR-10 offline: ``ImageFolder`` over the PNG folders, else ``CIFAR10(download=True)``.)
     """
-    info = datasets.get(name)
+    info = datasets.get(dataset)
     if info is datasets.MNIST:
         return mnist_dataset(train, root, transform)
     if info is datasets.FASHION_MNIST:

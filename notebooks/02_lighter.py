@@ -27,20 +27,21 @@
 
 # %%
 # On Colab, install the course package (the version these outputs were made with); locally, use the installed one.
+import subprocess
 import sys
-if "google.colab" in sys.modules:
-    # !pip install -q "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"
 
-import torch
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"], check=True)
+
 import torch.nn as nn
 import torch.nn.functional as F
 
-from IPython.display import Markdown
-
-from eva_utils import data, engine, plots, recipes, report, widgets
+import eva_utils
+from eva_utils import engine, plots, recipes, report
 from eva_utils.summary import summary
 
-NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot above, the clock
+device = eva_utils.start()  # figures inline, the Results slot above, the clock, and where this runs
 
 # %% [markdown]
 # ## Analysis
@@ -48,10 +49,6 @@ NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot abo
 # - **Still learning at the end, and noisy.** The best test accuracy is the last epoch's, and on the way test accuracy jumps up and down by several tenths from one epoch to the next (97.97% at epoch 9, between 98.66% and 98.42%): the small plain network is hard to optimise at this learning rate.
 # - **It still over-fits a little:** train accuracy ends at 99.23%, half a point above test (+0.51 in Results).
 # - **Next (03):** keep the size and make optimisation easier with **BatchNorm** after every conv, which should make training faster and steadier.
-
-# %%
-device = engine.pick_device()
-print(report.run_header(device, recipes.quick_mode(), NOTEBOOK_START))
 
 # %% [markdown]
 # ## The model
@@ -104,7 +101,7 @@ summary(model, (1, 28, 28))
 
 # %% [markdown]
 # ## Training
-# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --model lighter --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
+# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --recipe lighter --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
 
 # %%
 recipe = recipes.get_recipe("lighter")
@@ -112,10 +109,9 @@ settings = recipe.run_settings()  # a full run; EVA_SMOKE=1 (CI only) makes it a
 recipe
 
 # %%
+# a full run records its device and keeps its history as results/<step>.json, for later notebooks
 run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)
 history, loaders = run.history, run.loaders
-history.meta["device_name"] = report.device_description(device)
-report.save_history(history, recipe.name, quick=settings.quick);  # results/<step>.json, for later notebooks
 
 # %% [markdown]
 # ## Curves

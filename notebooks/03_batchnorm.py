@@ -27,20 +27,21 @@
 
 # %%
 # On Colab, install the course package (the version these outputs were made with); locally, use the installed one.
+import subprocess
 import sys
-if "google.colab" in sys.modules:
-    # !pip install -q "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"
 
-import torch
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"], check=True)
+
 import torch.nn as nn
 import torch.nn.functional as F
 
-from IPython.display import Markdown
-
-from eva_utils import data, engine, plots, recipes, report, widgets
+import eva_utils
+from eva_utils import engine, plots, recipes, report, widgets
 from eva_utils.summary import summary
 
-NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot above, the clock
+device = eva_utils.start()  # figures inline, the Results slot above, the clock, and where this runs
 
 # %% [markdown]
 # ## Analysis
@@ -48,10 +49,6 @@ NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot abo
 # - **Now it over-fits.** Train accuracy climbs to 99.78% while test accuracy flattens after epoch 12 and ends at 99.17%: the last-epoch gap of +0.61 points (Results) is the largest so far. Many of the misclassified digits below are badly written, but several are ordinary digits a person reads at once.
 # - **Still too big** for the target (over 8,000 parameters), and 3,610 of them sit in the 6x6 head (`head2` in the summary).
 # - **Next (04):** replace the 6x6 head by global average pooling, spend the freed weights where the digit's parts are recognised, and regularise (dropout) to close the gap.
-
-# %%
-device = engine.pick_device()
-print(report.run_header(device, recipes.quick_mode(), NOTEBOOK_START))
 
 # %% [markdown]
 # ## Where BatchNorm sits
@@ -124,7 +121,7 @@ summary(model, (1, 28, 28))
 
 # %% [markdown]
 # ## Training
-# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --model batchnorm --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
+# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --recipe batchnorm --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
 
 # %%
 recipe = recipes.get_recipe("batchnorm")
@@ -132,10 +129,9 @@ settings = recipe.run_settings()  # a full run; EVA_SMOKE=1 (CI only) makes it a
 recipe
 
 # %%
+# a full run records its device and keeps its history as results/<step>.json, for later notebooks
 run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)
 history, loaders = run.history, run.loaders
-history.meta["device_name"] = report.device_description(device)
-report.save_history(history, recipe.name, quick=settings.quick);  # results/<step>.json, for later notebooks
 
 # %% [markdown]
 # ## Curves

@@ -27,20 +27,23 @@
 
 # %%
 # On Colab, install the course package (the version these outputs were made with); locally, use the installed one.
+import subprocess
 import sys
-if "google.colab" in sys.modules:
-    # !pip install -q "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"
 
-import torch
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"], check=True)
+
 import torch.nn as nn
 import torch.nn.functional as F
 
 from IPython.display import Markdown
 
-from eva_utils import data, engine, plots, recipes, report, widgets
+import eva_utils
+from eva_utils import engine, histories, plots, recipes, report, widgets
 from eva_utils.summary import summary
 
-NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot above, the clock
+device = eva_utils.start()  # figures inline, the Results slot above, the clock, and where this runs
 
 # %% [markdown]
 # ## Analysis
@@ -48,10 +51,6 @@ NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot abo
 # - **What each change bought (ablation table, one seed each).** GAP with the re-laid block 2, no dropout, already beats 03 with fewer parameters (best 99.28% against 99.22%) and shrinks the last-epoch train/test gap from +0.61 to +0.12 points. Dropout on top lifts the best to 99.34% and reverses the gap to -1.12 points. The 0.06-point difference in best accuracy is small enough for another seed to change; the reversal of the gap is not.
 # - **Now it under-fits.** With dropout, train accuracy (measured with the dropout active) stays below test accuracy in every epoch (gap plot) and is still rising at epoch 15 (98.22%, its best), as is test accuracy (99.34%, also at epoch 15): dropping whole channels of maps that have only 8-18 of them is a strong regulariser for a network this small.
 # - **Next (05):** keep the architecture and regularise through the **data** instead: random rotations of ±7° (handwriting slants), with dropout switched off.
-
-# %%
-device = engine.pick_device()
-print(report.run_header(device, recipes.quick_mode(), NOTEBOOK_START))
 
 # %% [markdown]
 # ## The model
@@ -111,7 +110,7 @@ summary(model, (1, 28, 28))
 
 # %% [markdown]
 # ## Training
-# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --model regularizer --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
+# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --recipe regularizer --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
 
 # %%
 recipe = recipes.get_recipe("regularizer")
@@ -119,10 +118,9 @@ settings = recipe.run_settings()  # a full run; EVA_SMOKE=1 (CI only) makes it a
 recipe
 
 # %%
+# a full run records its device and keeps its history as results/<step>.json, for later notebooks
 run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)
 history, loaders = run.history, run.loaders
-history.meta["device_name"] = report.device_description(device)
-report.save_history(history, recipe.name, quick=settings.quick);  # results/<step>.json, for later notebooks
 
 # %% [markdown]
 # ## Curves
@@ -138,8 +136,8 @@ plots.plot_history(history, recipe.name);
 # %%
 engine.seed_everything(SEED)
 no_dropout = recipes.run(recipe, SEED, model=Regularized(dropout=0.0), device=device, settings=settings,
-                         progress=False, verbose=False).history
-ablation = {"03: 6x6 head, no dropout": report.load_history("03_batchnorm"),
+                         progress=False, verbose=False, save=False).history  # an ablation: not the step's run
+ablation = {"03: 6x6 head, no dropout": histories.load_history("03_batchnorm"),
             "GAP, no dropout": no_dropout, "GAP + dropout 0.05 (this run)": history}
 Markdown(report.compare_markdown(ablation))
 

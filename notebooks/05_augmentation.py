@@ -28,20 +28,20 @@
 
 # %%
 # On Colab, install the course package (the version these outputs were made with); locally, use the installed one.
+import subprocess
 import sys
-if "google.colab" in sys.modules:
-    # !pip install -q "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"], check=True)
 
 from IPython.display import Markdown
 
-from eva_utils import data, engine, plots, recipes, report, widgets
+import eva_utils
+from eva_utils import engine, histories, plots, recipes, report, widgets
 from eva_utils.summary import summary
 
-NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot above, the clock
+device = eva_utils.start()  # figures inline, the Results slot above, the clock, and where this runs
 
 # %% [markdown]
 # ## Analysis
@@ -50,52 +50,12 @@ NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot abo
 # - **It does not settle.** At the constant learning rate of 0.01 the test line still jumps from one epoch to the next, by up to 0.29 points in the last six epochs (99.39% at epoch 10, 99.10% at epoch 11; curves), and the last 3 epochs hold 99.29%, 99.44% and 99.39%: the target asks for >= 99.40% in *each* of them (Results: NOT MET, 0.11 points short).
 # - **Next (06):** change the **learning-rate schedule**: OneCycle warms up to a high LR (fast progress) and then anneals far below 0.01, so the last epochs settle into a minimum instead of bouncing around it.
 
-# %%
-device = engine.pick_device()
-print(report.run_header(device, recipes.quick_mode(), NOTEBOOK_START))
-
 # %% [markdown]
 # ## The model
-# 04's architecture, built with dropout 0. Edit it here; a test checks it equals `eva_utils.models.Regularized`.
+# 04's architecture, built with dropout 0: the class `Regularized` is defined in notebook 04 (where the architecture changed; a test keeps it equal to `eva_utils.models.Regularized`) and imported here from the package. To change it, edit it in 04.
 
 # %%
-from eva_utils.models import check_input, conv_block
-
-
-class Regularized(nn.Module):
-    """Step 4 (and the final model): global average pooling + dropout, under 8k params.
-
-    GAP replaces the 6x6 head (3,600 weights). The budget it frees pays for a fourth
-    3x3 in block 2 (RF 22 before GAP, on a 4x4 map), with channels that widen as the
-    maps shrink (10 -> 18), where a digit's parts are recognised; block 1 and the
-    transition are narrower than 03's (12 and 8 channels).
-    """
-
-    def __init__(self, dropout: float = 0.05):
-        super().__init__()
-        d = dropout
-        # Block 1
-        self.conv1 = conv_block(1, 8, bn=True, dropout=d)             # 28 -> 26 | RF 3
-        self.conv2 = conv_block(8, 12, bn=True, dropout=d)            # 26 -> 24 | RF 5
-        # Transition
-        self.pool1 = nn.MaxPool2d(2, 2)                               # 24 -> 12 | RF 6
-        self.trans1 = conv_block(12, 8, kernel=1, bn=True)            # 12 -> 12 | RF 6
-        # Block 2: four 3x3s, widening as the maps shrink
-        self.conv3 = conv_block(8, 10, bn=True, dropout=d)            # 12 -> 10 | RF 10
-        self.conv4 = conv_block(10, 14, bn=True, dropout=d)           # 10 -> 8  | RF 14
-        self.conv5 = conv_block(14, 16, bn=True, dropout=d)           # 8 -> 6   | RF 18
-        self.conv6 = conv_block(16, 18, bn=True, dropout=d)           # 6 -> 4   | RF 22
-        # Output: GAP sees the whole 4x4 map, a 1x1 conv maps 18 channels to 10 classes
-        self.gap = nn.AdaptiveAvgPool2d(1)                            # 4 -> 1   | RF 28
-        self.head = nn.Conv2d(18, 10, 1, bias=False)                  # 1 -> 1   | RF 28
-
-    def forward(self, x):
-        check_input(x)
-        x = self.trans1(self.pool1(self.conv2(self.conv1(x))))
-        x = self.conv6(self.conv5(self.conv4(self.conv3(x))))
-        x = self.head(self.gap(x))
-        return F.log_softmax(x.flatten(1), dim=1)
-
+from eva_utils.models import Regularized
 # %%
 # NBVAL_CHECK_OUTPUT
 SEED = 1
@@ -114,7 +74,7 @@ summary(model, (1, 28, 28))
 # ## Training
 # The rotation and the distortion are drawn per image on the training batches only (never on the test images).
 #
-# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --model augmentation --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
+# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --recipe augmentation --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
 
 # %%
 recipe = recipes.get_recipe("augmentation")
@@ -122,10 +82,9 @@ settings = recipe.run_settings()  # a full run; EVA_SMOKE=1 (CI only) makes it a
 recipe
 
 # %%
+# a full run records its device and keeps its history as results/<step>.json, for later notebooks
 run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)
 history, loaders = run.history, run.loaders
-history.meta["device_name"] = report.device_description(device)
-report.save_history(history, recipe.name, quick=settings.quick);  # results/<step>.json, for later notebooks
 
 # %% [markdown]
 # ## Curves
@@ -146,12 +105,12 @@ plots.show_augmented(loaders.train, n=8, repeats=4);
 # The same recipe from the same seed, once on 04's network with its dropout (0.05) kept, once with rotation alone (`elastic=0`), against 04 (dropout, no augmentation) and the run above. One seed each, on the test set: this measures what each part did for this seed; it did not choose them (notebook 06 shows how the distortion was chosen, on a validation split).
 
 # %%
-ablation = {"04: dropout, no augmentation": report.load_history("04_regularizer")}
+ablation = {"04: dropout, no augmentation": histories.load_history("04_regularizer")}
 for label, (dropout, change) in {"rotation + distortion + dropout 0.05": (0.05, {}),
                                  "rotation alone, no dropout": (0.0, dict(elastic=0.0))}.items():
     engine.seed_everything(SEED)
     ablation[label] = recipes.run(recipe.with_(**change), SEED, model=Regularized(dropout=dropout), device=device,
-                                  settings=settings, progress=False, verbose=False).history
+                                  settings=settings, progress=False, verbose=False, save=False).history
 ablation["rotation + distortion, no dropout (this run)"] = history
 Markdown(report.compare_markdown(ablation))
 

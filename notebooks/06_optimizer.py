@@ -28,20 +28,22 @@
 
 # %%
 # On Colab, install the course package (the version these outputs were made with); locally, use the installed one.
+import subprocess
 import sys
+
 if "google.colab" in sys.modules:
-    # !pip install -q "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"], check=True)
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from IPython.display import Markdown
 
-from eva_utils import data, engine, plots, recipes, report, widgets
+import eva_utils
+from eva_utils import data, engine, histories, plots, recipes, report, widgets
 from eva_utils.summary import summary
 
-NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot above, the clock
+device = eva_utils.start()  # figures inline, the Results slot above, the clock, and where this runs
 
 # %% [markdown]
 # ## Analysis
@@ -59,52 +61,12 @@ NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot abo
 # - **How the architecture was chosen (first design table, validation split, two seeds each).** Only the architecture moved the lowest-of-last-3 accuracy by more than a few hundredths: 04's layout (a fourth 3x3 in block 2, widening to 18 channels) at 99.43% against 99.37% for the first GAP layout. Regularisers made it worse (label smoothing 99.30%, shifts and zoom 99.34%, with train accuracy falling to 99.11-99.35%), as did a padded block 1 (99.33%), batch 64 and a higher peak LR (99.34%); weight averaging (EMA) moved it by +0.01 on the first layout and -0.03 on the final one.
 # - **Train accuracy ends below test** (last-epoch gap -0.68 points): it is measured on the turned and bent training digits, which are harder than the test digits. The step table shows the path: BatchNorm bought the big jump (02 to 03), GAP with the re-laid block 2 cut the size below 8,000 while raising the best accuracy (03 to 04), augmentation in place of dropout raised it again (05: 99.44%), and the schedule made the last epochs hold (99.56-99.57%).
 
-# %%
-device = engine.pick_device()
-print(report.run_header(device, recipes.quick_mode(), NOTEBOOK_START))
-
 # %% [markdown]
 # ## The model
-# Unchanged from 05 (04's architecture with dropout 0). Edit it here; a test checks it equals `eva_utils.models.Regularized`.
+# Unchanged from 05: 04's architecture with dropout 0. The class `Regularized` is defined in notebook 04 (where the architecture changed; a test keeps it equal to `eva_utils.models.Regularized`) and imported here from the package. To change it, edit it in 04.
 
 # %%
-from eva_utils.models import check_input, conv_block
-
-
-class Regularized(nn.Module):
-    """Step 4 (and the final model): global average pooling + dropout, under 8k params.
-
-    GAP replaces the 6x6 head (3,600 weights). The budget it frees pays for a fourth
-    3x3 in block 2 (RF 22 before GAP, on a 4x4 map), with channels that widen as the
-    maps shrink (10 -> 18), where a digit's parts are recognised; block 1 and the
-    transition are narrower than 03's (12 and 8 channels).
-    """
-
-    def __init__(self, dropout: float = 0.05):
-        super().__init__()
-        d = dropout
-        # Block 1
-        self.conv1 = conv_block(1, 8, bn=True, dropout=d)             # 28 -> 26 | RF 3
-        self.conv2 = conv_block(8, 12, bn=True, dropout=d)            # 26 -> 24 | RF 5
-        # Transition
-        self.pool1 = nn.MaxPool2d(2, 2)                               # 24 -> 12 | RF 6
-        self.trans1 = conv_block(12, 8, kernel=1, bn=True)            # 12 -> 12 | RF 6
-        # Block 2: four 3x3s, widening as the maps shrink
-        self.conv3 = conv_block(8, 10, bn=True, dropout=d)            # 12 -> 10 | RF 10
-        self.conv4 = conv_block(10, 14, bn=True, dropout=d)           # 10 -> 8  | RF 14
-        self.conv5 = conv_block(14, 16, bn=True, dropout=d)           # 8 -> 6   | RF 18
-        self.conv6 = conv_block(16, 18, bn=True, dropout=d)           # 6 -> 4   | RF 22
-        # Output: GAP sees the whole 4x4 map, a 1x1 conv maps 18 channels to 10 classes
-        self.gap = nn.AdaptiveAvgPool2d(1)                            # 4 -> 1   | RF 28
-        self.head = nn.Conv2d(18, 10, 1, bias=False)                  # 1 -> 1   | RF 28
-
-    def forward(self, x):
-        check_input(x)
-        x = self.trans1(self.pool1(self.conv2(self.conv1(x))))
-        x = self.conv6(self.conv5(self.conv4(self.conv3(x))))
-        x = self.head(self.gap(x))
-        return F.log_softmax(x.flatten(1), dim=1)
-
+from eva_utils.models import Regularized
 # %%
 # NBVAL_CHECK_OUTPUT
 SEED = 1
@@ -270,7 +232,7 @@ settings = recipe.run_settings()  # a full run; EVA_SMOKE=1 (CI only) makes it a
 engine.seed_everything(0)
 probe = Regularized(dropout=0.0)
 probe_loaders = data.loaders(recipe.batch_size, augment=recipe.make_augment(), device=device, seed=0,
-                             train_limit=settings.train_limit, test_limit=settings.test_limit)
+                             splits=data.Splits(train_limit=settings.train_limit, test_limit=settings.test_limit))
 lr_test = engine.lr_range_test(probe, device, probe_loaders.train,
                                torch.optim.SGD(probe.parameters(), lr=1e-4, momentum=recipe.momentum,
                                                nesterov=recipe.nesterov), steps=200)
@@ -280,16 +242,15 @@ plots.plot_lr_range(lr_test, chosen=recipe.max_lr);
 
 # %% [markdown]
 # ## Training, seed 1
-# The recipe holds everything but the seed; `recipes.run` (the package's one training path) trains it, and `python -m eva_utils train --model final --seed 1` repeats this run.
+# The recipe holds everything but the seed; `recipes.run` (the package's one training path) trains it, and `python -m eva_utils train --recipe final --seed 1` repeats this run.
 
 # %%
 recipe
 
 # %%
+# a full run records its device and keeps its history as results/<step>.json, for later notebooks
 run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)
 history, loaders = run.history, run.loaders
-history.meta["device_name"] = report.device_description(device)
-report.save_history(history, recipe.name, quick=settings.quick);  # results/<step>.json, for later notebooks
 
 # %% [markdown]
 # ## Ablation: the hold and precise BN, each taken back out
@@ -301,8 +262,8 @@ for label, change in {"OneCycle over all 15 epochs, no hold (precise BN)": dict(
                       "the hold, no precise BN (running statistics)": dict(precise_bn=0)}.items():
     engine.seed_everything(SEED)
     ablations[label] = recipes.run(recipe.with_(**change), SEED, model=Regularized(dropout=0.0), device=device,
-                                   settings=settings, progress=False, verbose=False).history
-Markdown(report.compare_markdown({"05: constant LR 0.01, momentum": report.load_history("05_augmentation"),
+                                   settings=settings, progress=False, verbose=False, save=False).history
+Markdown(report.compare_markdown({"05: constant LR 0.01, momentum": histories.load_history("05_augmentation"),
                                   **ablations, "the hold + precise BN (this run)": history}))
 
 # %% [markdown]
@@ -321,14 +282,14 @@ plots.plot_lr(history);
 
 # %% [markdown]
 # ## Seeds 1 to 5
-# The same recipe from seeds 2 to 5 (seed 1 is the run above), each reproducible with `python -m eva_utils train --model final --seed N`; `python -m eva_utils seeds --model final --seeds 1-10` runs ten and prints the same table.
+# The same recipe from seeds 2 to 5 (seed 1 is the run above), each reproducible with `python -m eva_utils train --recipe final --seed N`; `python -m eva_utils seeds --recipe final --seeds 1-10` runs ten and prints the same table.
 
 # %%
 seed_histories = {SEED: history}
 for seed in (2, 3, 4, 5):
     engine.seed_everything(seed)
     seed_histories[seed] = recipes.run(recipe, seed, model=Regularized(dropout=0.0), device=device,
-                                       settings=settings, progress=False, verbose=False).history
+                                       settings=settings, progress=False, verbose=False, save=False).history
     print(f"seed {seed}: last 3 test accuracies " + ", ".join(f"{a:.2f}%" for a in seed_histories[seed].last(3)))
 print(report.seeds_summary_line(seed_histories))
 Markdown(report.seeds_markdown(seed_histories))

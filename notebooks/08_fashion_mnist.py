@@ -21,7 +21,7 @@
 # ## Target
 # - The same design method on a second dataset, **Fashion-MNIST** (Zalando): 28x28 grey images of ten kinds of clothes, in MNIST's exact format (60,000 training and 10,000 test images).
 # - Measure the course's **final architecture as it is** (notebook 06's model and recipe, its rotation ±7° and elastic distortion included) on Fashion-MNIST, 15 epochs.
-# - Design an **adapted model under 8,000 parameters** for clothes, deciding on a **validation split** (the last 10,000 training images), never on the test set; train it 15 epochs and compare. Its floor, which `python -m eva_utils train --model fashion_adapted` also checks: best test accuracy **>= 90%**.
+# - Design an **adapted model under 8,000 parameters** for clothes, deciding on a **validation split** (the last 10,000 training images), never on the test set; train it 15 epochs and compare. Its floor, which `python -m eva_utils train --recipe fashion_adapted` also checks: best test accuracy **>= 90%**.
 # - Say what transfers from digits to clothes and what does not.
 #
 # ## Results
@@ -29,9 +29,12 @@
 
 # %%
 # On Colab, install the course package (the version these outputs were made with); locally, use the installed one.
+import subprocess
 import sys
+
 if "google.colab" in sys.modules:
-    # !pip install -q "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"], check=True)
 
 import torch
 import torch.nn as nn
@@ -39,10 +42,11 @@ import torch.nn.functional as F
 
 from IPython.display import Markdown
 
-from eva_utils import data, datasets, engine, models, plots, recipes, report, sources, widgets
+import eva_utils
+from eva_utils import data, datasets, engine, histories, models, plots, recipes, report, sources
 from eva_utils.summary import summary
 
-NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot above, the clock
+device = eva_utils.start()  # figures inline, the Results slot above, the clock, and where this runs
 
 # %% [markdown]
 # ## Analysis
@@ -53,10 +57,6 @@ NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot abo
 # - **The curves are not smooth while the LR is high.** The adapted model's test accuracy is 79.92% after epoch 1 and falls from 89.09% at epoch 7 to 88.35% at epoch 8; it settles only as OneCycle anneals (91.04%, 91.25%, 91.40% in the last three epochs).
 # - **Per class.** Both models fail most on shirts (67.6% and 76.0%), then coats (85.8%, 85.6%) and T-shirts/tops (86.4%, 85.7%); trousers, sandals, sneakers, bags and ankle boots are at 95.3-98.5% (per-class table). The adapted model's lead is mostly shirts (+8.4 points) and pullovers (+2.1). The confusion matrix shows where the shirts go: the adapted model takes 98 of them for T-shirts/tops, 60 for coats and 50 for pullovers, and calls 97 T-shirts/tops and 76 coats shirts. These classes differ in collars, buttons and sleeves that a 28x28 grey image barely shows.
 # - **What transfers from MNIST:** the structure (two conv blocks, a max-pool + 1x1 transition at RF 5-6, GAP instead of a dense head), BatchNorm, SGD + Nesterov under OneCycle, and normalising with the dataset's own statistics (mean 0.2860 and std 0.3530 here, computed from the training set above). What does not: the accuracy level, and the augmentation (a mirrored shirt is still a shirt, a mirrored 2 is not a 2).
-
-# %%
-device = engine.pick_device()
-print(report.run_header(device, recipes.quick_mode(), NOTEBOOK_START))
 
 # %% [markdown]
 # ## Data
@@ -105,10 +105,9 @@ settings = final_recipe.run_settings()  # full run; EVA_SMOKE=1 (CI only) makes 
 final_recipe
 
 # %%
-final_run = recipes.run(final_recipe, SEED, model=final_model, device=device, settings=settings)
+# a full run records its device and keeps its history as results/08_fashion_final.json, for the comparison below
+final_run = recipes.run(final_recipe, SEED, model=final_model, device=device, settings=settings, save="08_fashion_final")
 final_history, final_loaders = final_run.history, final_run.loaders
-final_history.meta["device_name"] = report.device_description(device)
-report.save_history(final_history, "08_fashion_final", quick=settings.quick)
 plots.plot_history(final_history, "the final model as is, on Fashion-MNIST", target=None);
 
 # %% [markdown]
@@ -124,14 +123,14 @@ plots.plot_history(final_history, "the final model as is, on Fashion-MNIST", tar
 # The last column is the over-fitting gap: negative means the model does better on images it never trained on than on its own (augmented) training images.
 
 # %%
-design = {name: report.load_history(f"08_design_{name}") for name in
+design = {name: histories.load_history(f"08_design_{name}") for name in
           ("final_rot7", "final_shiftflip", "candidate1_shiftflip", "final_flip", "adapted_flip")}
 print("evaluated on:", design["final_rot7"].meta["evaluated_on"])
 Markdown(report.compare_markdown(design, split="validation", timing=True))
 
 # %% [markdown]
 # ## 3. The adapted model
-# Edit it here; a test checks it equals `eva_utils.models.FashionNet`, which the package registers as `fashion_adapted` (`python -m eva_utils train --model fashion_adapted` trains it). Comments give each layer's output size and receptive field; the summary recomputes both from the forward pass.
+# Edit it here; a test checks it equals `eva_utils.models.FashionNet`, which the package registers as `fashion_adapted` (`python -m eva_utils train --recipe fashion_adapted` trains it). Comments give each layer's output size and receptive field; the summary recomputes both from the forward pass.
 
 # %%
 from eva_utils.models import check_input, conv_block
@@ -196,10 +195,8 @@ summary(model, (1, 28, 28))
 
 # %%
 settings = recipe.run_settings()
-run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)
+run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)  # a full run: results/<step>.json
 history, loaders = run.history, run.loaders
-history.meta["device_name"] = report.device_description(device)
-report.save_history(history, recipe.name, quick=settings.quick)
 plots.plot_history(history, "the adapted model, on Fashion-MNIST", target=None);
 
 # %% [markdown]

@@ -29,13 +29,15 @@
 
 # %%
 # On Colab, install the course package (the version these outputs were made with); locally, use the installed one.
+import subprocess
 import sys
+
 if "google.colab" in sys.modules:
-    # !pip install -q "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "eva-utils @ git+https://github.com/eva-course/small-cnns.git@v0.2.0"], check=True)
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -43,10 +45,11 @@ import torch.nn.functional as F
 
 from IPython.display import Markdown
 
-from eva_utils import bench, convs, data, datasets, engine, models, plots, recipes, report, sources, widgets
+import eva_utils
+from eva_utils import bench, convs, data, datasets, engine, plots, recipes, report, sources, widgets
 from eva_utils.summary import summary
 
-NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot above, the clock
+device = eva_utils.start()  # figures inline, the Results slot above, the clock, and where this runs
 
 # %% [markdown]
 # ## Analysis
@@ -57,10 +60,6 @@ NOTEBOOK_START = report.start_notebook()  # figures inline, the Results slot abo
 # - **Curves.** While the LR is high the test accuracy is noisy (the training cell's per-epoch lines; the test loss curve shows the same bumps): seed 1 falls from 75.11% at epoch 6 to 67.72% at epoch 8. In the annealing phase it climbs, and the last epoch is the best one for both seeds. At the end train accuracy (on augmented batches) is 1.40 points above test (Results): the model is not over-fitting. The missing 0.7 points towards 88% would have to come from capacity or epochs (not tried here).
 # - **Per class.** Cats are the hardest class (72.3%), then dogs (80.6%) and birds (81.0%); automobiles (94.2%) and ships (94.1%) are the easiest (per-class table). The confusion matrix shows the largest mix-ups: cats taken for dogs (120) and dogs for cats (103), then trucks and automobiles (36 and 35), airplanes and ships (32 and 30), and birds taken for deer (41).
 # - **Speed on this CPU** (AMD EPYC with AVX-512 BF16, one thread, other jobs sharing the two cores). The recipe's float32 channels-last training takes 231 ms per batch of 128, against 344 ms for the engine's default bf16 autocast (timing cell): PyTorch's CPU backward of depthwise convs is slow in bf16. A training epoch took 80.1 s (seed 1). Only one conv runs at 32x32: BatchNorm and ReLU on large maps cost as much as the convolutions on a CPU, which is why the design drops to 16x16 after the second conv.
-
-# %%
-device = engine.pick_device()
-print(report.run_header(device, recipes.quick_mode(), NOTEBOOK_START))
 
 # %% [markdown]
 # ## Data
@@ -86,8 +85,10 @@ print("train std ", [round(s, 8) for s in std], "(published:", list(CIFAR.std), 
 
 # %%
 recipe = recipes.RECIPES["cifar_advanced"]
-fast = data.loaders(128, dataset="cifar10", fast=True, augment=recipe.make_augment(), device="cpu", test_limit=200)
-classic = data.loaders(128, dataset="cifar10", fast=False, device="cpu", test_limit=200, test_batch_size=200)
+fast = data.loaders(128, dataset="cifar10", fast=True, augment=recipe.make_augment(), device="cpu",
+                    splits=data.Splits(test_limit=200))
+classic = data.loaders(128, dataset="cifar10", fast=False, device="cpu", test_batch_size=200,
+                       splits=data.Splits(test_limit=200))
 x_fast, y_fast = next(iter(fast.test))
 x_classic, y_classic = next(iter(classic.test))
 print(x_fast.shape, "same tensors in both paths:",
@@ -98,10 +99,10 @@ plots.show_augmented(fast.train, n=8, repeats=3, class_names=CIFAR.classes,
 
 # %% [markdown]
 # ## The model
-# Four blocks C1-C4 and GAP, no max-pooling. Only one conv runs at 32x32 (on a CPU every layer there costs four times one at 16x16, batch-norm and ReLU included); stride-2 convs downsample at the end of C1, C2 and C3. Edit the classes here; a test checks they equal `eva_utils.models`' (registered as `cifar_advanced`: `python -m eva_utils train --model cifar_advanced` trains it). Comments give each layer's output size and RF.
+# Four blocks C1-C4 and GAP, no max-pooling. Only one conv runs at 32x32 (on a CPU every layer there costs four times one at 16x16, batch-norm and ReLU included); stride-2 convs downsample at the end of C1, C2 and C3. Edit the classes here; a test checks they equal `eva_utils.models`' (registered as `cifar_advanced`: `python -m eva_utils train --recipe cifar_advanced` trains it). The depthwise-separable 3x3, `SeparableConv`, is defined in notebook 07, where it is introduced (a test keeps it equal to `eva_utils.models.SeparableConv`), and imported here from the package. Comments give each layer's output size and RF.
 
 # %%
-from eva_utils.models import check_input, conv_block
+from eva_utils.models import SeparableConv, check_input  # SeparableConv: notebook 07's
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel: int = 3, *, stride: int = 1, dilation: int = 1,
@@ -114,27 +115,6 @@ def conv_bn(in_ch: int, out_ch: int, kernel: int = 3, *, stride: int = 1, dilati
     if relu:
         layers.append(nn.ReLU())
     return nn.Sequential(*layers)
-
-
-class SeparableConv(nn.Sequential):
-    """Depthwise-separable 3x3: a depthwise 3x3 (``groups = in_ch``: one 3x3 filter per channel,
-    it only looks around) then a pointwise 1x1 (it only mixes channels), then BN + ReLU.
-
-    Parameters: 9*C_in + C_in*C_out instead of 9*C_in*C_out for a plain 3x3 (BN aside); the
-    RF grows exactly as for a plain 3x3 (by 2*d*jump with dilation d). As in Keras'
-    ``SeparableConv2D`` (Xception) there is no BN/ReLU between the two: on a CPU the
-    element-wise passes cost as much as the small convolutions themselves.
-    ``padding`` defaults to ``dilation`` (the size is kept; halved with stride 2);
-    ``padding=0`` shrinks the map by 2*dilation like the course's unpadded 3x3s.
-    """
-
-    def __init__(self, in_ch: int, out_ch: int, *, stride: int = 1, dilation: int = 1,
-                 padding: Optional[int] = None):
-        super().__init__(
-            nn.Conv2d(in_ch, in_ch, 3, stride=stride, padding=dilation if padding is None else padding,
-                      dilation=dilation, groups=in_ch, bias=False),               # depthwise
-            conv_block(in_ch, out_ch, kernel=1, bn=True),                        # pointwise, BN, ReLU
-        )
 
 
 class AdvancedConvNet(nn.Module):
@@ -250,11 +230,9 @@ print(f"torch threads: {torch.get_num_threads()}; {recipe.speed(device).resolve(
 recipe
 
 # %%
+# a full run records its device and machine and keeps its history as results/<step>.json
 run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)
 history, loaders = run.history, run.loaders
-history.meta["device_name"] = report.device_description(device)
-history.meta["threads"] = torch.get_num_threads()
-report.save_history(history, recipe.name, quick=settings.quick)
 print(f"{sum(history.seconds) / len(history):.1f} s per training epoch with {torch.get_num_threads()} thread(s)")
 
 # %% [markdown]
@@ -294,10 +272,7 @@ for seed in (2,):
     print(f"--- seed {seed}")
     engine.seed_everything(seed)
     seed_histories[seed] = recipes.run(recipe, seed, model=AdvancedConvNet(), device=device, settings=settings,
-                                       progress=False).history
-    seed_histories[seed].meta["device_name"] = report.device_description(device)
-    seed_histories[seed].meta["threads"] = torch.get_num_threads()
-    report.save_history(seed_histories[seed], f"{recipe.name}_seed{seed}", quick=settings.quick)
+                                       progress=False, save=f"{recipe.name}_seed{seed}").history
 rows = ["| seed | params | best test (epoch) | last test | last 3 test | s/epoch | target (>= 85%) |",
         "|---|---|---|---|---|---|---|"]
 for seed, h in seed_histories.items():

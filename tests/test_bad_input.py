@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from eva_utils import cli, data, engine, fsutil, models, recipes, sources
+from eva_utils import cli, data, engine, fsutil, histories, models, recipes, sources
 
 TINY = ["--epochs", "3", "--train-limit", "256", "--test-limit", "200", "--no-progress"]  # 3: the final recipe's
 # shortest run (one epoch of OneCycle + its 2-epoch hold)
@@ -151,7 +151,7 @@ def test_torch_write_failure_names_the_checkpoint_and_leaves_no_temp_file(tmp_pa
 def test_history_writer_reports_a_folder_in_the_way(tmp_path):
     (tmp_path / "history.json").mkdir()
     with pytest.raises(OSError, match="is a folder"):
-        engine.History().save(tmp_path / "history.json")
+        histories.write_history(histories.History(), tmp_path / "history.json")
 
 
 @pytest.mark.parametrize("how", ["--data", "EVA_DATA"])
@@ -378,7 +378,7 @@ def test_temporary_files_are_unique_and_in_the_target_folder(tmp_path, monkeypat
     monkeypatch.setattr(tempfile, "mkstemp", spy)
     engine.save_checkpoint(tmp_path / "last.pt", models.build("final"))
     engine.save_checkpoint(tmp_path / "last.pt", models.build("final"))
-    engine.History().save(tmp_path / "h.json")
+    histories.write_history(histories.History(), tmp_path / "h.json")
     sources._write_idx(tmp_path / "labels", torch.zeros(3, dtype=torch.uint8).numpy())
     assert len(seen) == 4 and len(set(seen)) == 4
     assert all(p.parent == tmp_path and p.name.endswith(".tmp") for p in seen)
@@ -407,7 +407,7 @@ def test_negative_or_zero_limits_are_refused(kwargs, named, monkeypatch):
     monkeypatch.setattr(sources, "ensure_mnist", no_data)
     value = next(iter(kwargs.values()))
     with pytest.raises(ValueError, match=rf"{named} must be .* got {value}"):
-        data.loaders(64, device="cpu", **kwargs)
+        data.loaders(64, device="cpu", splits=data.Splits(**kwargs))
 
 
 @pytest.mark.parametrize("dataset", ["fashion_mnist", "cifar10"])
@@ -422,7 +422,7 @@ def test_fashion_and_cifar_limits_are_refused_before_loading(dataset, kwargs, na
     monkeypatch.setattr(sources, "load", no_data)
     value = next(iter(kwargs.values()))
     with pytest.raises(ValueError, match=rf"{named} .* got {value}"):
-        data.loaders(64, dataset=dataset, device="cpu", **kwargs)
+        data.loaders(64, dataset=dataset, device="cpu", splits=data.Splits(**kwargs))
 
 
 def test_unknown_dataset_is_refused_with_the_known_ones(monkeypatch):
@@ -432,7 +432,7 @@ def test_unknown_dataset_is_refused_with_the_known_ones(monkeypatch):
 
 
 def test_a_positive_limit_still_works(mnist_root):
-    loaders = data.loaders(64, device="cpu", train_limit=100, test_limit=50)
+    loaders = data.loaders(64, device="cpu", splits=data.Splits(train_limit=100, test_limit=50))
     assert len(loaders.train.images) == 100 and len(loaders.test.images) == 50
 
 
@@ -446,7 +446,8 @@ def test_negative_valid_is_a_usage_error(capsys):
 
 
 def interrupt_on_call(monkeypatch, n: int):
-    real = engine.train
+    """Ctrl-C in the n-th epoch of :func:`engine.fit` (whose loop runs each epoch in ``_train_epoch``)."""
+    real = engine._train_epoch
     calls = []
 
     def train(*args, **kwargs):
@@ -454,7 +455,7 @@ def interrupt_on_call(monkeypatch, n: int):
         if len(calls) == n:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
-    monkeypatch.setattr(engine, "train", train)
+    monkeypatch.setattr(engine, "_train_epoch", train)
 
 
 def test_ctrl_c_in_the_second_epoch_names_the_last_checkpoint(tmp_path, monkeypatch, capsys, mnist_root):
@@ -506,7 +507,7 @@ def test_checkpoint_with_edited_weights_names_path_and_model(checkpoint):
         models.load(checkpoint)
     message = str(err.value)
     assert str(checkpoint) in message and "'final'" in message and "Missing key" in message
-    assert "size mismatch" in message and "python -m eva_utils train --model final --save" in message
+    assert "size mismatch" in message and "python -m eva_utils train --recipe final --save" in message
     assert "\n" not in message
 
 

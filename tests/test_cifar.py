@@ -81,18 +81,18 @@ def test_first_n_images_of_either_split_hold_every_class(tensors):
     """Limits take the FIRST N images: the cache's fixed shuffle puts every class among them."""
     assert len(set(tensors["train_y"][:64].tolist())) == 10
     assert len(set(tensors["test_y"][:100].tolist())) == 10
-    loaders = _cifar_loaders(train_limit=64, test_limit=100, test_batch_size=100, seed=1)
+    loaders = _cifar_loaders(test_batch_size=100, seed=1, splits=data.Splits(train_limit=64, test_limit=100))
     assert torch.equal(loaders.train.images, tensors["train_x"][:64])  # the first 64, not a random draw
     assert torch.equal(loaders.test.images, tensors["test_x"][:100])   # the first 100, not a spread
-    other_seed = _cifar_loaders(train_limit=64, test_limit=100, seed=2)
+    other_seed = _cifar_loaders(seed=2, splits=data.Splits(train_limit=64, test_limit=100))
     assert torch.equal(other_seed.train.images, loaders.train.images)  # the seed only shuffles batches
 
 
 @pytest.mark.skipif(sources.cifar_png_dir() is None and os.environ.get("CI", "").lower() not in ("1", "true", "yes"),
                     reason="no CIFAR-10 PNG folders for the classic path: set $EVA_CIFAR10_DIR")
 def test_classic_and_fast_paths_give_the_same_test_tensors():
-    fast = _cifar_loaders(fast=True, train_limit=64, test_limit=120, test_batch_size=120)
-    classic = _cifar_loaders(fast=False, train_limit=64, test_limit=120, test_batch_size=120)
+    fast = _cifar_loaders(fast=True, test_batch_size=120, splits=data.Splits(train_limit=64, test_limit=120))
+    classic = _cifar_loaders(fast=False, test_batch_size=120, splits=data.Splits(train_limit=64, test_limit=120))
     x_fast, y_fast = next(iter(fast.test))
     x_classic, y_classic = next(iter(classic.test))
     assert x_fast.shape == (120, 3, 32, 32)
@@ -110,7 +110,8 @@ def test_classic_and_fast_paths_give_the_same_test_tensors():
 
 @needs_data
 def test_valid_size_holds_out_the_last_training_images(tensors):
-    loaders = _cifar_loaders(128, valid_size=5_000, augment=recipes.RECIPES["cifar_advanced"].make_augment())
+    loaders = _cifar_loaders(128, augment=recipes.RECIPES["cifar_advanced"].make_augment(),
+                             splits=data.Splits(valid_size=5_000))
     assert len(loaders.train.images) == 45_000 and len(loaders.valid.images) == 5_000
     assert len(loaders.train) == 352  # ceil(45,000 / 128): 5,000 fewer training images
     assert torch.equal(loaders.valid.images, tensors["train_x"][-5_000:])
@@ -120,9 +121,9 @@ def test_valid_size_holds_out_the_last_training_images(tensors):
     assert len(loaders.test.images) == 10_000  # the test set stays the test set
     # normalised with the statistics of the 45,000 images it trains on
     assert loaders.mean == data.channel_stats(tensors["train_x"][:45_000])[0]
-    assert _cifar_loaders(test_limit=10).valid is None
+    assert _cifar_loaders(splits=data.Splits(test_limit=10)).valid is None
     with pytest.raises(ValueError, match="valid_size"):
-        _cifar_loaders(valid_size=50_000)
+        _cifar_loaders(splits=data.Splits(valid_size=50_000))
 
 
 # ----------------------------------------------------------------------------- cache mechanics
@@ -196,14 +197,15 @@ def test_loaders_on_a_png_tree_follow_the_one_contract(tiny_tree, tmp_path, monk
     monkeypatch.setenv(sources.CIFAR_ENV_DIR, str(tiny_tree))
     root = tmp_path / "data"
     cache = sources.load_cifar10(root=root, verbose=False)
-    loaders = _cifar_loaders(4, root=root, valid_size=5, train_limit=8, test_limit=6)
+    loaders = _cifar_loaders(4, root=root, splits=data.Splits(valid_size=5, train_limit=8, test_limit=6))
     assert torch.equal(loaders.valid.images, cache["train_x"][-5:])
     assert torch.equal(loaders.train.images, cache["train_x"][:8]) and len(loaders.train) == 2
     assert torch.equal(loaders.test.images, cache["test_x"][:6])
     assert loaders.train.augment is None  # no augmentation unless one is given
     assert loaders.mean == data.channel_stats(cache["train_x"][:15])[0]  # the 15 it may train on
-    fast = _cifar_loaders(4, root=root, train_limit=8, test_limit=6, test_batch_size=6)
-    classic = _cifar_loaders(4, root=root, fast=False, train_limit=8, test_limit=6, test_batch_size=6)
+    fast = _cifar_loaders(4, root=root, test_batch_size=6, splits=data.Splits(train_limit=8, test_limit=6))
+    classic = _cifar_loaders(4, root=root, fast=False, test_batch_size=6,
+                             splits=data.Splits(train_limit=8, test_limit=6))
     (xf, yf), (xc, yc) = next(iter(fast.test)), next(iter(classic.test))
     assert torch.equal(yf, yc)
     torch.testing.assert_close(xf, xc, atol=1e-5, rtol=0)
@@ -528,14 +530,14 @@ def test_mean_fill_makes_a_crop_border_the_mean():
 @needs_data
 def test_fast_training_loader_augments_differently_each_epoch():
     augment = recipes.RECIPES["cifar_advanced"].make_augment()
-    loaders = _cifar_loaders(32, seed=1, train_limit=64, test_limit=50, augment=augment)
+    loaders = _cifar_loaders(32, seed=1, augment=augment, splits=data.Splits(train_limit=64, test_limit=50))
     index = torch.arange(8)
     a, _ = loaders.train.batch(index)
     b, _ = loaders.train.batch(index)
     assert a.shape == (8, 3, 32, 32) and not torch.equal(a, b)
     assert len(loaders.train) == 2 and len(loaders.test.images) == 50
     # no augmentation unless one is given (the recipe's is passed explicitly)
-    plain = _cifar_loaders(32, seed=1, train_limit=64, test_limit=50)
+    plain = _cifar_loaders(32, seed=1, splits=data.Splits(train_limit=64, test_limit=50))
     assert plain.train.augment is None
     assert torch.equal(plain.train.batch(index)[0], plain.train.batch(index)[0])
 

@@ -49,28 +49,39 @@ def test_bench_tiny_mode_prints_the_table():
 def test_bench_textbook_row_draws_the_recipes_elastic_distortion_too(monkeypatch):
     """A recipe with an elastic distortion is timed with it on both sides of the ratio: the
     textbook row asks the classic path for torchvision's twin, the fast rows for the batched one;
-    one more row leaves it out, so the table shows what it costs."""
+    a textbook row and a fast row leave it out (rotation alone), so the table shows the speed-up
+    without it, like with like, and what it costs."""
     from eva_utils import bench, data
 
     asked = []
     real_loaders = data.loaders
 
     def spy(*args, **kwargs):
-        asked.append((kwargs["fast"], kwargs.get("classic_transform"), kwargs.get("augment")))
+        asked.append((kwargs["fast"], kwargs.get("augment")))
         return real_loaders(*args, **kwargs)
 
     monkeypatch.setattr(data, "loaders", spy)
     assert recipes.RECIPES["final"].elastic == 16.0  # the course's final bends the digits (05, 06)
     device = engine.pick_device("cpu")
-    rows = bench.variants(device)
-    textbook, tensor_loader, without = rows[0], rows[1], rows[-1]
-    for variant in (textbook, tensor_loader, without):
+    rows = {v.name: v for v in bench.variants(device)}
+    textbook = rows["textbook (DataLoader+PIL, fp32, NCHW, eager)"]
+    textbook_rotation = rows["textbook, rotation alone (no elastic)"]
+    tensor_loader = rows["+ tensor loader, batched augmentation"]
+    without = next(v for name, v in rows.items() if name.startswith("fast path") and "no elastic" in name)
+    for variant in (textbook, textbook_rotation, tensor_loader, without):
         bench.time_training(variant, device, batches=1, warmup=1)
-    (slow, classic, none), (fast, no_classic, batched), (_, _, rotation_only) = asked
-    assert not slow and classic == {"elastic": 16.0} and none is None
-    assert fast and no_classic is None and batched.elastic == 16.0
+    (slow, classic), (slow_rotation, classic_rotation), (fast, batched), (_, rotation_only) = asked
+    assert not slow and classic == {"rotation": 7.0, "elastic": 16.0}
+    assert not slow_rotation and classic_rotation == {"rotation": 7.0, "elastic": 0.0}
+    assert fast and batched.elastic == 16.0
     # the last row times the same fast path without the distortion: its cost, measured beside it
-    assert "no elastic" in without.name and rotation_only.elastic == 0.0 and rotation_only.degrees == (-7.0, 7.0)
+    assert rotation_only.elastic == 0.0 and rotation_only.degrees == (-7.0, 7.0)
+    assert any(v.speed.compile and v.fast_loader for v in rows.values())  # torch.compile on the fast path too
+    # each row's speed-up is over the textbook row of the same augmentation
+    results = [bench.Result(v.name, ips, 1.0, 0.0, recipe_changes=v.recipe_changes)
+               for v, ips in ((textbook, 100.0), (textbook_rotation, 200.0), (without, 1000.0))]
+    bench.speedups(results)
+    assert [r.speedup for r in results] == [1.0, 1.0, 5.0]
     monkeypatch.setitem(recipes.RECIPES, "final", recipes.RECIPES["final"].with_(elastic=0.0))
     assert not any("no elastic" in v.name for v in bench.variants(device))
 
@@ -260,3 +271,22 @@ def test_best_accuracy_targets_of_08_and_09():
         recipes.target_report(_history([86.0], 140_570), target=recipes.CIFAR_TARGET)
     assert recipes.target_for("cifar_advanced") is recipes.CIFAR_TARGET
     assert recipes.target_for("final") is recipes.COURSE_TARGET
+
+
+def test_recipe_is_the_options_name_and_model_its_old_spelling(capsys):
+    """``--recipe`` takes a recipe's name (what ``--model`` always took); the old spelling still
+    works, and the help and the errors say "recipe"."""
+    parser = cli.build_parser()
+    for command in ("train", "seeds"):
+        assert parser.parse_args([command, "--recipe", "stretch"]).recipe == "stretch"
+        assert parser.parse_args([command, "--model", "stretch"]).recipe == "stretch"  # the old spelling
+        assert parser.parse_args([command]).recipe == "final"
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--recipe", "resnet"])
+        assert "argument --recipe/--model: invalid choice: 'resnet'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--recipe RECIPE, --model RECIPE" in help_text and "the recipe to train: skeleton," in help_text
+    with pytest.raises(ValueError, match="unknown recipe 'resnet'; choose one of: skeleton"):
+        recipes.get_recipe("resnet")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from eva_utils import cli, data, datasets, engine, fsutil, models, recipes, report
+from eva_utils import cli, data, datasets, engine, fsutil, histories, models, recipes, report
 
 TINY = ["--model", "batchnorm", "--epochs", "1", "--train-limit", "512", "--test-limit", "200", "--no-progress"]
 
@@ -152,20 +152,20 @@ def test_tilde_under_a_file_is_refused_before_training(tmp_path, monkeypatch, ca
 @pytest.mark.parametrize("value, expected", [("~/r", "HOME/r"), ("  ", "results"), ("", "results")])
 def test_eva_results_expands_tilde_and_blank_means_unset(tmp_path, monkeypatch, value, expected):
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv(report.RESULTS_ENV, value)
-    assert report.history_dir() == Path(expected.replace("HOME", str(tmp_path)))
+    monkeypatch.setenv(histories.RESULTS_ENV, value)
+    assert histories.history_dir() == Path(expected.replace("HOME", str(tmp_path)))
 
 
 # ----------------------------------------------------------------------------- 4, 9. results/<step>.json
 
 
 def shipped(step: str) -> bytes:
-    return (report.course_results() / f"{step}.json").read_bytes()
+    return (histories.course_results() / f"{step}.json").read_bytes()
 
 
 def test_another_steps_history_is_not_shown_as_this_step(tmp_path, capsys):
     (tmp_path / "04_regularizer.json").write_bytes(shipped("01_skeleton"))
-    h = report.load_history("04_regularizer", tmp_path)
+    h = histories.load_history("04_regularizer", tmp_path)
     assert h.meta["source"] == "course reference run" and h.meta["recipe"] == "04_regularizer"
     assert h.meta["params"] == 7_972
     line = capsys.readouterr().err.strip()
@@ -193,7 +193,7 @@ def _edited(step: str, edit) -> bytes:
 def test_a_bad_history_file_falls_back_to_the_reference_run_and_says_so(tmp_path, capsys, content, why):
     own = tmp_path / "03_batchnorm.json"
     own.write_bytes(content())
-    h = report.load_history("03_batchnorm", tmp_path)
+    h = histories.load_history("03_batchnorm", tmp_path)
     assert h.meta["source"] == "course reference run" and len(h) == 15
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"warning: {own} is not a usable history")
@@ -202,15 +202,21 @@ def test_a_bad_history_file_falls_back_to_the_reference_run_and_says_so(tmp_path
 
 def test_a_good_own_history_is_still_used(tmp_path, capsys):
     (tmp_path / "03_batchnorm.json").write_bytes(_edited("03_batchnorm", lambda d: d["test_acc"].__setitem__(0, 1.0)))
-    h = report.load_history("03_batchnorm", tmp_path)
+    h = histories.load_history("03_batchnorm", tmp_path)
     assert h.meta["source"] == str(tmp_path / "03_batchnorm.json") and h.test_acc[0] == 1.0
     assert capsys.readouterr().err == ""
 
 
 def test_every_shipped_history_passes_the_check():
-    for path in report.course_results().iterdir():
+    """Each reference run is a well-formed history, and a course step's (``04_regularizer``,
+    ``09_..._seed2``) records that step's own recipe: ``load_history`` checks a student's file
+    against the reference run's recipe, so the reference runs must be right."""
+    steps = sorted((r.name for r in recipes.RECIPES.values()), key=len, reverse=True)
+    for path in histories.course_results().iterdir():
         if path.name.endswith(".json"):
-            report.parse_history(path.read_bytes(), path.name[:-5])
+            step = path.name[:-5]
+            own = next((n for n in steps if step == n or step.startswith(n + "_")), None)
+            histories.parse_history(path.read_bytes(), step, recipe=own)
 
 
 # ----------------------------------------------------------------------------- 8. a full disk at the final save
@@ -388,35 +394,37 @@ def test_sizes_beyond_the_dataset_are_refused_naming_the_flag(args, words, capsy
 def test_a_notebook_checks_its_results_folder_at_the_start(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("a file")
-    monkeypatch.setenv(report.RESULTS_ENV, str(blocker / "results"))
+    monkeypatch.setenv(histories.RESULTS_ENV, str(blocker / "results"))
     monkeypatch.setenv("EVA_SMOKE", "0")
     with pytest.raises(ValueError, match=rf"^\$EVA_RESULTS: {blocker}/results cannot be created because "
                                          rf"{blocker} is a file"):
-        report.start_notebook()
+        report.start()
     monkeypatch.setenv("EVA_SMOKE", "1")  # quick mode writes nothing: nothing to check
-    assert report.start_notebook() > 0
+    assert report.start("cpu") == torch.device("cpu")
 
 
 def test_a_read_only_results_folder_is_refused_at_the_start(tmp_path, monkeypatch):
     folder = tmp_path / "results"
     folder.mkdir()
-    monkeypatch.setenv(report.RESULTS_ENV, str(folder))
-    assert report.check_results_dir(quick=False) == folder and list(folder.iterdir()) == []
+    monkeypatch.setenv(histories.RESULTS_ENV, str(folder))
+    assert histories.check_results_dir(quick=False) == folder and list(folder.iterdir()) == []
 
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EROFS, "Read-only file system", str(folder / "x.tmp"))
     monkeypatch.setattr("tempfile.mkstemp", refuse)
     with pytest.raises(OSError, match=rf"\$EVA_RESULTS: {folder} is not writable \(Read-only file system\)"):
-        report.check_results_dir(quick=False)
-    assert report.check_results_dir(quick=True) is None
+        histories.check_results_dir(quick=False)
+    assert histories.check_results_dir(quick=True) is None
 
 
-def test_every_notebook_checks_its_results_folder_before_it_trains():
+def test_every_notebook_starts_with_one_call_and_repeats_no_bookkeeping():
+    """``eva_utils.start()`` checks the results folder before anything trains; ``recipes.run``
+    records the device and saves the step's history itself, so no cell repeats either."""
     for nb in sorted((Path(__file__).parents[1] / "notebooks").glob("0*.py")):
         text = nb.read_text()
-        assert "report.start_notebook()" in text, nb.name
-        if "report.save_history(" in text:
-            assert text.index("report.start_notebook()") < text.index("report.save_history("), nb.name
+        assert "device = eva_utils.start()" in text, nb.name
+        for bookkeeping in ("save_history(", "device_description(", "start_notebook(", "run_header("):
+            assert bookkeeping not in text, f"{nb.name}: {bookkeeping}"
 
 
 # ----------------------------------------------------------------------------- 16. SIGKILL during a save
@@ -464,7 +472,7 @@ def test_saving_a_history_removes_a_stale_temp_file(tmp_path):
     stale = tmp_path / "03_batchnorm.json.k1ll3d00.tmp"
     stale.write_text("{")
     os.utime(stale, (time.time() - 3600,) * 2)
-    report.save_history(fake_history(), "03_batchnorm", results_dir=tmp_path)
+    histories.save_history(fake_history(), "03_batchnorm", results_dir=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["03_batchnorm.json"]
 
 

@@ -117,8 +117,8 @@ def test_real_epoch_covers_60k_with_the_true_label_counts():
 
 
 def test_classic_and_fast_paths_give_the_same_test_tensors():
-    fast = data.loaders(128, fast=True, device="cpu", test_limit=2000, train_limit=256)
-    classic = data.loaders(128, fast=False, device="cpu", test_limit=2000, train_limit=256)
+    fast = data.loaders(128, fast=True, device="cpu", splits=data.Splits(test_limit=2000, train_limit=256))
+    classic = data.loaders(128, fast=False, device="cpu", splits=data.Splits(test_limit=2000, train_limit=256))
     xf, yf = map(torch.cat, zip(*fast.test))
     xc, yc = map(torch.cat, zip(*classic.test))
     assert torch.equal(yf, yc)
@@ -126,7 +126,7 @@ def test_classic_and_fast_paths_give_the_same_test_tensors():
 
 
 def test_classic_loader_does_not_pin_memory_on_cpu():
-    classic = data.loaders(64, fast=False, device="cpu", train_limit=64, test_limit=64)
+    classic = data.loaders(64, fast=False, device="cpu", splits=data.Splits(train_limit=64, test_limit=64))
     assert classic.train.pin_memory is False and classic.test.pin_memory is False
 
 
@@ -181,8 +181,10 @@ def test_augmented_batch_differs_per_image():
 
 
 def test_augmenting_loader_is_repeatable_with_a_seed(mnist_sets):
-    a = data.loaders(64, rotation=7, device="cpu", seed=5, train_limit=256)
-    b = data.loaders(64, rotation=7, device="cpu", seed=5, train_limit=256)
+    a = data.loaders(64, device="cpu", seed=5, augment=augment.RandomAffine(degrees=7),
+                     splits=data.Splits(train_limit=256))
+    b = data.loaders(64, device="cpu", seed=5, augment=augment.RandomAffine(degrees=7),
+                     splits=data.Splits(train_limit=256))
     xa, _ = next(iter(a.train))
     xb, _ = next(iter(b.train))
     assert torch.equal(xa, xb)
@@ -193,8 +195,8 @@ def test_bad_loader_input_is_refused():
         data.TensorLoader(torch.rand(4, 28, 28), torch.zeros(4))
     with pytest.raises(ValueError, match="targets"):
         data.TensorLoader(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(3))
-    with pytest.raises(ValueError, match="classic path"):
-        data.loaders(64, fast=False, augment=augment.RandomAffine(), train_limit=64)
+    with pytest.raises(ValueError, match="is for fast=True"):
+        data.loaders(64, fast=False, augment=augment.RandomAffine(), splits=data.Splits(train_limit=64))
 
 
 def test_shear_leans_a_bar_like_torchvision():

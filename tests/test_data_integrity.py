@@ -56,7 +56,8 @@ def test_legacy_processed_files_beside_the_verified_raw_files_are_never_read(mni
     assert torch.equal(tensors["train_y"], train.targets) and torch.equal(tensors["test_x"][:, 0], test.data)
     for ds, ref in ((sources.mnist_dataset(True, mnist_copy), train), (sources.torchvision_dataset("mnist", False, mnist_copy), test)):
         assert isinstance(ds, MNIST) and torch.equal(ds.targets, ref.targets) and len(ds) == len(ref)
-    classic = data.loaders(100, fast=False, device="cpu", root=mnist_copy, train_limit=100, test_limit=100)
+    classic = data.loaders(100, fast=False, device="cpu", root=mnist_copy,
+                           splits=data.Splits(train_limit=100, test_limit=100))
     assert torch.equal(torch.cat([y for _, y in classic.test]), test.targets[:100])
 
 
@@ -181,19 +182,23 @@ def no_data(monkeypatch):
     monkeypatch.setattr(sources, "torchvision_dataset", refuse)
 
 
-@pytest.mark.parametrize("kwargs, named", [
+@pytest.mark.parametrize("degrees", [float("nan"), float("inf"), -3.0])
+def test_the_fast_paths_rotation_refuses_bad_angles_when_it_is_made(degrees):
+    with pytest.raises(ValueError, match="RandomAffine degrees"):
+        aug.RandomAffine(degrees=degrees)
+
+
+@pytest.mark.parametrize("classic, named", [
     ({"rotation": float("nan")}, "rotation"),
-    ({"rotation": float("inf")}, "rotation"),
     ({"rotation": -3.0}, "rotation"),
-    ({"fast": False, "rotation": float("nan")}, "rotation"),
-    ({"fast": False, "classic_transform": {"flip": float("nan")}}, "flip"),
-    ({"fast": False, "classic_transform": {"crop_padding": float("inf")}}, "crop_padding"),
-    ({"fast": False, "classic_transform": {"elastic": float("nan")}}, "elastic"),
-    ({"fast": False, "classic_transform": {"zoom": 0.1}}, "zoom"),
+    ({"flip": float("nan")}, "flip"),
+    ({"crop_padding": float("inf")}, "crop_padding"),
+    ({"elastic": float("nan")}, "elastic"),
+    ({"zoom": 0.1}, "zoom"),
 ])
-def test_loaders_refuse_bad_augmentation_values_before_loading(kwargs, named, no_data):
+def test_loaders_refuse_bad_augmentation_values_before_loading(classic, named, no_data):
     with pytest.raises(ValueError, match=named):
-        data.loaders(64, device="cpu", train_limit=64, **kwargs)
+        data.loaders(64, device="cpu", fast=False, augment=classic, splits=data.Splits(train_limit=64))
 
 
 def test_a_nan_rotation_was_blanking_the_images():

@@ -5,12 +5,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from eva_utils import data, devices, engine, models, recipes
+from eva_utils import augment, data, devices, engine, models, recipes
 
 
 def tiny_loaders(n_train=256, n_test=256, rotation=0.0, seed=0, batch_size=64):
-    return data.loaders(batch_size, device="cpu", rotation=rotation, seed=seed,
-                        train_limit=n_train, test_limit=n_test, test_batch_size=256)
+    return data.loaders(batch_size, device="cpu", seed=seed, test_batch_size=256,
+                        augment=augment.RandomAffine(degrees=rotation) if rotation else None,
+                        splits=data.Splits(train_limit=n_train, test_limit=n_test))
 
 
 def test_engine_overfits_256_real_samples_to_100_percent():
@@ -63,8 +64,8 @@ def test_onecycle_steps_per_batch_and_l1_and_clip():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, epochs=2,
                                                     steps_per_epoch=len(loaders.train))
-    h = engine.fit(model, 2, loaders.train, loaders.test, optimizer, scheduler, l1=1e-5,
-                   clip_grad=1.0, progress=False, verbose=False)
+    h = engine.fit(model, 2, loaders.train, loaders.test, optimizer, scheduler,
+                   step=engine.StepOptions(l1=1e-5, clip_grad=1.0), progress=False, verbose=False)
     assert len(h.batch_lr) == 2 * len(loaders.train)
     assert max(h.batch_lr) == pytest.approx(0.1, rel=0.05)
     assert len(set(h.batch_lr)) == len(h.batch_lr)  # a new LR at every step
@@ -82,7 +83,8 @@ def test_per_epoch_scheduler_changes_the_lr():
 def test_checkpoints_are_written_and_load_in_eval_mode(tmp_path):
     loaders = tiny_loaders(128, 64)
     model = models.build("final")
-    h = engine.fit(model, 2, loaders.train, loaders.test, checkpoint_dir=tmp_path, progress=False, verbose=False)
+    h = engine.fit(model, 2, loaders.train, loaders.test, checkpoints=engine.Checkpoints(tmp_path), progress=False,
+                   verbose=False)
     assert {p.name for p in tmp_path.iterdir()} == {"last.pt", "best.pt"}
     loaded = models.load(tmp_path / "last.pt")
     assert not loaded.training
@@ -173,7 +175,7 @@ def test_cpu_precision_needs_native_bf16(monkeypatch, native, expected):
 ])
 def test_native_bf16_is_read_from_the_cpu_flags(monkeypatch, flags, expected):
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: flags, raising=False)
-    assert engine.cpu_has_native_bf16() is expected
+    assert devices.cpu_has_native_bf16() is expected
 
 
 def test_evaluation_is_fp32_under_any_training_precision(monkeypatch):
@@ -261,7 +263,8 @@ def test_bn_momentum_reaches_every_batchnorm_layer():
 
 
 def test_bn_loader_holds_the_first_training_images_unaugmented_and_draws_no_random_numbers():
-    loaders = data.loaders(64, device="cpu", rotation=7.0, seed=3, train_limit=300, test_limit=64, bn_images=200)
+    loaders = data.loaders(64, device="cpu", seed=3, augment=augment.RandomAffine(degrees=7.0),
+                           splits=data.Splits(train_limit=300, test_limit=64, bn_images=200))
     first, again = torch.cat([x for x, _ in loaders.bn]), torch.cat([x for x, _ in loaders.bn])
     assert first.shape == (200, 1, 28, 28) and torch.equal(first, again)  # fixed order, no augmentation
     expected = data.Normalize(loaders.mean, loaders.std)(loaders.train.images[:200].float() / 255)
@@ -269,10 +272,11 @@ def test_bn_loader_holds_the_first_training_images_unaugmented_and_draws_no_rand
     state = loaders.train.generator.get_state()
     list(loaders.bn)
     assert torch.equal(loaders.train.generator.get_state(), state)  # training's draws untouched
-    assert len(data.loaders(64, device="cpu", train_limit=100, test_limit=64, bn_images=500).bn.images) == 100
-    assert data.loaders(64, device="cpu", train_limit=100, test_limit=64).bn is None
+    assert len(data.loaders(64, device="cpu",
+                            splits=data.Splits(train_limit=100, test_limit=64, bn_images=500)).bn.images) == 100
+    assert data.loaders(64, device="cpu", splits=data.Splits(train_limit=100, test_limit=64)).bn is None
     with pytest.raises(ValueError, match="bn_images must be a whole number of images, 0 or more, got -1"):
-        data.loaders(64, device="cpu", train_limit=100, test_limit=64, bn_images=-1)
+        data.loaders(64, device="cpu", splits=data.Splits(train_limit=100, test_limit=64, bn_images=-1))
 
 
 def test_precise_bn_scores_the_weights_with_their_own_statistics_and_leaves_training_as_it_was():
@@ -281,12 +285,12 @@ def test_precise_bn_scores_the_weights_with_their_own_statistics_and_leaves_trai
     and the training (losses, accuracies, LRs) is the same as without it."""
     def run(precise):
         engine.seed_everything(0)
-        loaders = data.loaders(64, device="cpu", rotation=7.0, seed=0, train_limit=256, test_limit=128,
-                               bn_images=128 if precise else 0)
+        loaders = data.loaders(64, device="cpu", seed=0, augment=augment.RandomAffine(degrees=7.0),
+                               splits=data.Splits(train_limit=256, test_limit=128, bn_images=128 if precise else 0))
         model = models.build("final")
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         h = engine.fit(model, 2, loaders.train, loaders.test, optimizer, progress=False, verbose=False,
-                       speed=engine.Speed(precision="fp32"), bn_loader=loaders.bn)
+                       speed=engine.Speed(precision="fp32"), evaluation=engine.EvalOptions(bn_loader=loaders.bn))
         return model, h, loaders
 
     plain_model, plain, _ = run(False)
@@ -306,17 +310,17 @@ def test_precise_bn_scores_the_weights_with_their_own_statistics_and_leaves_trai
 def test_a_recipe_with_precise_bn_needs_its_clean_images():
     recipe = recipes.get_recipe("final").with_(precise_bn=1000)
     with pytest.raises(ValueError, match="precise_bn=1000.*bn_images=1000"):
-        recipe.fit_options(None)
-    loaders = data.loaders(64, device="cpu", train_limit=100, test_limit=64, bn_images=1000)
-    assert recipe.fit_options(loaders)["bn_loader"] is loaders.bn
-    assert recipes.get_recipe("final").fit_options(loaders)["bn_loader"] is loaders.bn  # 06's adopts it
-    assert "bn_loader" not in recipes.get_recipe("augmentation").fit_options(loaders)
+        recipe.eval_options(None)
+    loaders = data.loaders(64, device="cpu", splits=data.Splits(train_limit=100, test_limit=64, bn_images=1000))
+    assert recipe.eval_options(loaders).bn_loader is loaders.bn
+    assert recipes.get_recipe("final").eval_options(loaders).bn_loader is loaders.bn  # 06's adopts it
+    assert recipes.get_recipe("augmentation").eval_options(loaders).bn_loader is None
 
 
 def test_recompute_bn_keeps_dropout_off_and_the_random_generator_untouched():
     engine.seed_everything(0)
     model = models.build("regularizer")  # dropout 0.05 after each 3x3
-    loaders = data.loaders(64, device="cpu", train_limit=128, test_limit=64, bn_images=128)
+    loaders = data.loaders(64, device="cpu", splits=data.Splits(train_limit=128, test_limit=64, bn_images=128))
     model.train()
     state = torch.random.get_rng_state()
     assert engine.recompute_bn(model, loaders.bn) == 128

@@ -187,10 +187,10 @@ def test_loaders_shapes_and_own_normalisation(real_root):
 
 @needs_data
 def test_classic_path_gives_the_same_test_tensors(real_root):
-    fast = data.loaders(64, dataset="fashion_mnist", device="cpu", root=real_root, train_limit=256,
-                        test_limit=500, test_batch_size=500)
-    classic = data.loaders(64, dataset="fashion_mnist", fast=False, device="cpu", root=real_root,
-                           train_limit=256, test_limit=500, test_batch_size=500)
+    fast = data.loaders(64, dataset="fashion_mnist", device="cpu", root=real_root, test_batch_size=500,
+                        splits=data.Splits(train_limit=256, test_limit=500))
+    classic = data.loaders(64, dataset="fashion_mnist", fast=False, device="cpu", root=real_root, test_batch_size=500,
+                           splits=data.Splits(train_limit=256, test_limit=500))
     (xf, yf), (xc, yc) = next(iter(fast.test)), next(iter(classic.test))
     torch.testing.assert_close(xf, xc, atol=1e-6, rtol=0)
     assert torch.equal(yf, yc)
@@ -202,7 +202,7 @@ def test_classic_path_gives_the_same_test_tensors(real_root):
 
 @needs_data
 def test_validation_split_is_the_last_training_images(real_root):
-    loaders = data.loaders(128, dataset="fashion_mnist", device="cpu", root=real_root, valid_size=10_000)
+    loaders = data.loaders(128, dataset="fashion_mnist", device="cpu", root=real_root, splits=data.Splits(valid_size=10_000))
     train = sources.fashion_dataset(True, real_root)
     assert len(loaders.train.images) == 50_000 and len(loaders.valid.images) == 10_000
     assert torch.equal(loaders.valid.images[:, 0], train.data[-10_000:])
@@ -212,7 +212,7 @@ def test_validation_split_is_the_last_training_images(real_root):
     assert loaders.mean == data.channel_stats(train.data[:50_000])[0]
     assert data.loaders(128, dataset="fashion_mnist", device="cpu", root=real_root).valid is None
     with pytest.raises(ValueError, match="valid_size"):
-        data.loaders(128, dataset="fashion_mnist", device="cpu", root=real_root, valid_size=60_000)
+        data.loaders(128, dataset="fashion_mnist", device="cpu", root=real_root, splits=data.Splits(valid_size=60_000))
 
 
 def test_adapted_augment_flips_about_half_exactly_and_can_shift():

@@ -1,10 +1,13 @@
-"""The notebooks' sources: jupytext pairs in sync, and each notebook's model cell equal to the package's class.
+"""The notebooks' sources: jupytext pairs in sync, each notebook's model cell equal to the package's class,
+and one copy of each class in the notebooks.
 
 Instructors edit ``notebooks/NN_*.py`` (jupytext percent format) and sync with
 ``jupytext --sync``; the ``.ipynb`` beside it holds the outputs of the full run. A pair out of
 sync means the committed outputs are not those of the committed source. A student edits the
 model class in its notebook cell; the command line and the tests train the package's class of
 the same name, so the two must be the same code (as d2l's ``#@save`` cells are its package).
+A class is written in the notebook where it is introduced or changed; a later notebook that uses
+it unchanged imports it from the package and says where it was defined.
 """
 from __future__ import annotations
 
@@ -21,9 +24,13 @@ from eva_utils import models
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 IPYNBS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-#: Every notebook defines its model in a cell.
-MODEL_CELL_NOTEBOOKS = ["01_skeleton", "02_lighter", "03_batchnorm", "04_regularizer", "05_augmentation",
-                        "06_optimizer", "07_stretch", "08_fashion_mnist", "09_cifar10_advanced_convs"]
+#: The notebooks that introduce or change a model define it in a cell.
+MODEL_CELL_NOTEBOOKS = ["01_skeleton", "02_lighter", "03_batchnorm", "04_regularizer", "07_stretch",
+                        "08_fashion_mnist", "09_cifar10_advanced_convs"]
+#: The notebooks that reuse a class unchanged: notebook -> {class: the notebook that defines it}.
+IMPORTED_CLASSES = {"05_augmentation": {"Regularized": "04_regularizer"},
+                    "06_optimizer": {"Regularized": "04_regularizer"},
+                    "09_cifar10_advanced_convs": {"SeparableConv": "07_stretch"}}
 #: Where the package keeps the notebooks' classes: one registry of models for every dataset.
 PACKAGE_MODULES = (models,)
 
@@ -93,3 +100,35 @@ def test_a_changed_class_is_caught(tmp_path):
     changed = source.replace("conv_block(1, 8, bn=True", "conv_block(1, 10, bn=True")
     assert changed != source
     assert not _same_code(ast.parse(changed).body[0], ast.parse(source).body[0])
+
+
+def _imports_from_models(path: Path) -> set[str]:
+    """The names a notebook's code cells import from ``eva_utils.models``."""
+    names = set()
+    for cell in jupytext.read(path).cells:
+        if cell.cell_type == "code":
+            for node in ast.walk(ast.parse(TransformerManager().transform_cell(cell.source))):
+                if isinstance(node, ast.ImportFrom) and node.module == "eva_utils.models":
+                    names.update(alias.name for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("name", sorted(IMPORTED_CLASSES))
+def test_a_reused_class_is_imported_and_says_where_it_was_defined(name):
+    path = NOTEBOOKS / f"{name}.py"
+    markdown = " ".join(c.source for c in jupytext.read(path).cells if c.cell_type == "markdown")
+    for cls, home in IMPORTED_CLASSES[name].items():
+        assert cls not in _definitions(path), f"{name} writes {cls} out again: import it (it is defined in {home})"
+        assert cls in _imports_from_models(path), f"{name} uses {cls} without importing it from eva_utils.models"
+        assert isinstance(_definitions(NOTEBOOKS / f"{home}.py").get(cls), ast.ClassDef), f"{home} does not define {cls}"
+        assert f"notebook {home[:2]}" in markdown, f"{name} does not say that {cls} is defined in notebook {home[:2]}"
+
+
+def test_each_model_class_is_written_once_in_the_notebooks():
+    where = {}
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py")):
+        for cls, node in _definitions(path).items():
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(cls, []).append(path.stem)
+    copies = {cls: names for cls, names in where.items() if len(names) > 1}
+    assert not copies, f"classes written out in more than one notebook (import them instead): {copies}"

@@ -10,13 +10,14 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from eva_utils import data, engine, models, plots, recipes, report, widgets
+from eva_utils import augment, data, engine, histories, models, plots, recipes, report, widgets
 
 
 @pytest.fixture(scope="module")
 def trained():
     engine.seed_everything(0)
-    loaders = data.loaders(64, device="cpu", rotation=7, train_limit=256, test_limit=200, test_batch_size=100)
+    loaders = data.loaders(64, device="cpu", test_batch_size=100, augment=augment.RandomAffine(degrees=7),
+                           splits=data.Splits(train_limit=256, test_limit=200))
     model = models.build("final")
     # 2 epochs of 4 batches: the final recipe's cycle without its 2-epoch hold (which needs 3 epochs)
     opt, sched = recipes.get_recipe("final").with_(hold_epochs=0).make_optimizer(model, len(loaders.train), 2)
@@ -52,12 +53,12 @@ def test_target_report_needs_every_one_of_the_last_three_epochs():
 
 def test_quick_runs_are_never_saved(tmp_path):
     h = fake_history([99.0, 99.1, 99.2])
-    assert report.save_history(h, "x", quick=True, results_dir=tmp_path) is None
+    assert histories.save_history(h, "x", quick=True, results_dir=tmp_path) is None
     assert not list(tmp_path.iterdir())
-    report.save_history(h, "x", results_dir=tmp_path)
-    assert report.load_history("x", tmp_path).test_acc == h.test_acc
+    histories.save_history(h, "x", results_dir=tmp_path)
+    assert histories.load_history("x", tmp_path).test_acc == h.test_acc
     with pytest.raises(FileNotFoundError, match="run notebook missing in full here"):
-        report.load_history("missing", tmp_path)
+        histories.load_history("missing", tmp_path)
 
 
 def test_histories_go_to_the_working_folder_and_fall_back_to_the_course_runs(tmp_path, monkeypatch):
@@ -65,25 +66,25 @@ def test_histories_go_to_the_working_folder_and_fall_back_to_the_course_runs(tmp
     and still finds the earlier steps' runs, shipped inside the package."""
     import eva_utils
 
-    monkeypatch.delenv(report.RESULTS_ENV, raising=False)
+    monkeypatch.delenv(histories.RESULTS_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    course = report.load_history("03_batchnorm")
+    course = histories.load_history("03_batchnorm")
     assert course.meta["source"] == "course reference run" and len(course) == 15
     mine = fake_history([99.0, 99.1, 99.2])
-    path = report.save_history(mine, "03_batchnorm")
-    assert path == report.history_dir() / "03_batchnorm.json" and (tmp_path / path).is_file()
-    assert report.load_history("03_batchnorm").test_acc == mine.test_acc  # this folder's own run first
+    path = histories.save_history(mine, "03_batchnorm")
+    assert path == histories.history_dir() / "03_batchnorm.json" and (tmp_path / path).is_file()
+    assert histories.load_history("03_batchnorm").test_acc == mine.test_acc  # this folder's own run first
     package = Path(eva_utils.__file__).parent
     assert not (tmp_path / path).resolve().is_relative_to(package)
-    monkeypatch.setenv(report.RESULTS_ENV, str(tmp_path / "elsewhere"))
-    assert report.save_history(mine, "x") == tmp_path / "elsewhere" / "x.json"
+    monkeypatch.setenv(histories.RESULTS_ENV, str(tmp_path / "elsewhere"))
+    assert histories.save_history(mine, "x") == tmp_path / "elsewhere" / "x.json"
 
 
 def test_every_step_a_notebook_compares_with_ships_with_the_package():
     steps = ["01_skeleton", "02_lighter", "03_batchnorm", "04_regularizer", "05_augmentation",
              "06_optimizer", "08_design_adapted_flip"]
     for step in steps:
-        assert (report.course_results() / f"{step}.json").is_file(), step
+        assert (histories.course_results() / f"{step}.json").is_file(), step
 
 
 def test_quick_mode_reads_the_environment(monkeypatch):
@@ -177,7 +178,7 @@ def test_rf_explorer_opens_at_a_middle_conv(trained):
 
 def test_lr_range_test_raises_the_lr_exponentially_and_records_the_loss():
     engine.seed_everything(0)
-    loaders = data.loaders(32, device="cpu", train_limit=256, test_limit=100)
+    loaders = data.loaders(32, device="cpu", splits=data.Splits(train_limit=256, test_limit=100))
     model = models.build("final")
     result = engine.lr_range_test(model, "cpu", loaders.train, torch.optim.SGD(model.parameters(), lr=1.0),
                                   start=1e-3, end=1e-1, steps=12)

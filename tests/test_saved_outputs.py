@@ -14,7 +14,7 @@ CELLS = [
     f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
     "import torch\nfrom eva_utils import data, engine, models, widgets\n"
     "engine.seed_everything(0)\n"
-    "loaders = data.loaders(64, device='cpu', train_limit=256, test_limit=100)\n"
+    "loaders = data.loaders(64, device='cpu', splits=data.Splits(train_limit=256, test_limit=100))\n"
     "model = models.build('final')",
     "engine.train(model, 'cpu', loaders.train, torch.optim.SGD(model.parameters(), lr=0.01), progress=True);",
     "widgets.rf_explorer(model, next(iter(loaders.test))[0][:3]);",

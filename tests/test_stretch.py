@@ -3,12 +3,12 @@ import pytest
 import torch
 
 from eva_utils import augment, data, engine, models, recipes
-from eva_utils.engine import History
+from eva_utils.histories import History
 
 
 def test_validation_split_is_the_last_images_and_never_trained_on(mnist_sets):
     train_set, _ = mnist_sets
-    loaders = data.loaders(500, device="cpu", valid_size=10_000, test_limit=100)
+    loaders = data.loaders(500, device="cpu", splits=data.Splits(valid_size=10_000, test_limit=100))
     assert len(loaders.train.images) == 50_000 and len(loaders.valid.images) == 10_000
     assert torch.equal(loaders.valid.images[:, 0], train_set.data[50_000:])
     assert torch.equal(loaders.train.images[:, 0], train_set.data[:50_000])
@@ -18,14 +18,14 @@ def test_validation_split_is_the_last_images_and_never_trained_on(mnist_sets):
 
 
 def test_without_a_validation_split_nothing_changes():
-    plain = data.loaders(128, device="cpu", train_limit=300, test_limit=50)
+    plain = data.loaders(128, device="cpu", splits=data.Splits(train_limit=300, test_limit=50))
     assert plain.valid is None and len(plain.train.images) == 300
 
 
 @pytest.mark.parametrize("size", [-1, 60_000, 70_000])
 def test_impossible_validation_sizes_are_refused(size):
     with pytest.raises(ValueError, match="valid_size"):
-        data.loaders(128, device="cpu", valid_size=size)
+        data.loaders(128, device="cpu", splits=data.Splits(valid_size=size))
 
 
 def test_ema_tracks_the_average_and_fit_returns_the_averaged_weights():
@@ -49,11 +49,12 @@ def test_ema_tracks_the_average_and_fit_returns_the_averaged_weights():
 
 def test_fit_with_ema_evaluates_the_average(tmp_path):
     engine.seed_everything(0)
-    loaders = data.loaders(64, device="cpu", train_limit=256, test_limit=256, test_batch_size=256)
+    loaders = data.loaders(64, device="cpu", test_batch_size=256,
+                           splits=data.Splits(train_limit=256, test_limit=256))
     model = models.build("final")
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    h = engine.fit(model, 2, loaders.train, loaders.test, opt, progress=False, verbose=False, ema=0.9,
-                   checkpoint_dir=tmp_path)
+    h = engine.fit(model, 2, loaders.train, loaders.test, opt, progress=False, verbose=False,
+                   evaluation=engine.EvalOptions(ema=0.9), checkpoints=engine.Checkpoints(tmp_path))
     assert h.meta["ema"] == 0.9
     # the returned model holds the averaged weights: evaluating it gives the last logged accuracy
     again = engine.evaluate(model, "cpu", loaders.test)

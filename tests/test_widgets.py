@@ -26,7 +26,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def test_loader():
-    return data.loaders(64, device="cpu", train_limit=64, test_limit=100, test_batch_size=50).test
+    return data.loaders(64, device="cpu", test_batch_size=50, splits=data.Splits(train_limit=64, test_limit=100)).test
 
 
 @pytest.fixture(scope="module")

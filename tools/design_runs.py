@@ -16,7 +16,7 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from eva_utils import engine, recipes, report  # noqa: E402
+from eva_utils import devices, engine, histories, recipes  # noqa: E402
 
 VALIDATION = 10_000
 REFERENCE_RUNS = ROOT / "eva_utils" / "results"
@@ -46,7 +46,7 @@ def train(candidate, seed: int):
     recipe, factory, *augmentation = candidate
     engine.seed_everything(seed)  # before the weights are drawn, as the command line does
     return recipes.run(recipe, seed, model=factory(), valid_size=VALIDATION, progress=False, verbose=False,
-                       augment=augmentation[0]() if augmentation else None).history
+                       save=False, augment=augmentation[0]() if augmentation else None).history
 
 
 def main(prefix: str, candidates: dict, argv: list[str], seeds: list[int], describe: Callable) -> None:
@@ -61,8 +61,8 @@ def main(prefix: str, candidates: dict, argv: list[str], seeds: list[int], descr
             start = time.perf_counter()
             history = train(candidates[name], seed)
             history.batch_lr = []  # the per-step LRs are the recipe's; kept out of the shipped package
-            history.meta.update(device_name=report.device_description("cpu"), variant=name,
+            history.meta.update(device_name=devices.device_description("cpu"), variant=name,
                                 evaluated_on=f"validation: the last {VALIDATION:,} training images")
-            path = report.save_history(history, f"{prefix}_{name}_s{seed}", results_dir=REFERENCE_RUNS)
+            path = histories.save_history(history, f"{prefix}_{name}_s{seed}", results_dir=REFERENCE_RUNS)
             print(f"{name} seed {seed}: {describe(history)}; train {history.train_acc[-1]:.2f}; "
                   f"{time.perf_counter() - start:.0f} s -> {path.name}", flush=True)

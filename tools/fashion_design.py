@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from eva_utils import engine, models, recipes, report  # noqa: E402
+from eva_utils import engine, histories, models, recipes  # noqa: E402
 from eva_utils.models import check_input, conv_block  # noqa: E402
 
 VALIDATION = 10_000
@@ -82,10 +82,10 @@ def run(variant: str, epochs: int = EPOCHS):
                          settings=recipes.RunSettings(epochs), progress=False, verbose=False)
     history = result.history
     history.batch_lr = []  # the per-step LRs are the recipe's; kept out of the shipped package
-    history.meta.update(device_name=report.device_description("cpu"), variant=variant,
+    history.meta.update(variant=variant,
                         evaluated_on=f"validation: the last {VALIDATION:,} training images",
                         augment=repr(result.loaders.train.augment), recipe=recipe.name)
-    path = report.save_history(history, f"08_design_{variant}", results_dir=REFERENCE_RUNS)
+    path = histories.save_history(history, f"08_design_{variant}", results_dir=REFERENCE_RUNS)
     best, ep = history.best_test
     print(f"{variant}: {history.meta['params']:,} params, best validation {best:.2f}% (epoch {ep}), "
           f"last {history.test_acc[-1]:.2f}%, train {history.train_acc[-1]:.2f}%, "

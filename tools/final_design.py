@@ -103,7 +103,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from eva_utils import augment, data, engine, recipes  # noqa: E402
+from eva_utils import augment, data, devices, engine, histories, recipes  # noqa: E402
 from eva_utils.models import Regularized, check_input, conv_block  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -309,7 +309,7 @@ def _final_relu_before_bn():
     return model
 
 
-def swa_tail(seed: int, *, swa_from: int = 12, swa_lr: float = 0.005, epochs: int = 15) -> engine.History:
+def swa_tail(seed: int, *, swa_from: int = 12, swa_lr: float = 0.005, epochs: int = 15) -> histories.History:
     """The final recipe with a stochastic-weight-averaging tail (Izmailov et al., 2018), on the
     validation split: OneCycle over the first ``swa_from - 1`` epochs, then a constant ``swa_lr``
     (the start LR: high enough that the weights keep exploring) while a uniform average of the
@@ -325,14 +325,15 @@ def swa_tail(seed: int, *, swa_from: int = 12, swa_lr: float = 0.005, epochs: in
     recipe = PRECISE.with_(hold_epochs=epochs - swa_from + 1)
     engine.seed_everything(seed)
     model = _final()
-    device = engine.pick_device("cpu")
-    loaders = data.loaders(recipe.batch_size, rotation=recipe.rotation, augment=recipe.make_augment(),
-                           device=device, seed=seed, valid_size=VALIDATION, bn_images=recipe.precise_bn)
-    speed = recipe.speed(device).resolve(device)
+    device = devices.pick_device("cpu")
+    loaders = data.loaders(recipe.batch_size, dataset=recipe.info, device=device, seed=seed,
+                           augment=recipe.make_augment(),
+                           splits=data.Splits(valid_size=VALIDATION, bn_images=recipe.precise_bn))
+    speed = recipe.speed(device)
     net = speed.prepare(model, device)
     optimizer, scheduler = recipe.make_optimizer(model, len(loaders.train), epochs)
     cycle = scheduler._schedulers[0]  # the OneCycle part; the tail's LR is set here, not by the floor
-    history = engine.History(meta={"params": engine.count_parameters(model), "device": str(device),
+    history = histories.History(meta={"params": engine.count_parameters(model), "device": str(device),
                                    "precision": speed.precision, "model": type(model).__name__, "swa_from": swa_from,
                                    "swa_lr": swa_lr, "precise_bn": recipe.precise_bn, "seed": seed})
     averaged = None
@@ -343,7 +344,7 @@ def swa_tail(seed: int, *, swa_from: int = 12, swa_lr: float = 0.005, epochs: in
                 group["lr"] = swa_lr
         lr = optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
-        tr = engine.train(net, device, loaders.train, optimizer, epoch, speed=speed, progress=False,
+        tr = engine.train(net, device, loaders.train, optimizer, speed=speed, progress=False,
                           scheduler=None if averaged is not None else cycle, averaged=averaged)
         seconds = time.perf_counter() - start
         evaluated = averaged if averaged is not None else net
