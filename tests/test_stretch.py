@@ -205,3 +205,35 @@ def test_design_tool_rows_rerun_as_they_ran_and_its_chosen_row_is_the_course_fin
     assert tool.CANDIDATES["onecycle"][0] == final.with_(elastic=0.0, precise_bn=0, hold_epochs=0)
     assert all(c[0].elastic == 0.0 for n, c in tool.CANDIDATES.items()
                if not callable(c) and not n.startswith("final_elastic"))
+
+
+def test_notebook_07s_try_this_predictions_hold():
+    """What notebook 07's "Try this" tells a student to expect from each change, built and checked."""
+    from eva_utils.models import SeparableConv
+    from eva_utils.rf import rf_table
+
+    chosen = engine.count_parameters(models.Stretch())
+    # 1. plain 3x3s at the chosen widths: about five times the parameters, over even the 8,000 budget
+    plain = engine.count_parameters(models.Stretch(separable=False))
+    assert 4.5 < plain / chosen < 5.5 and plain > recipes.TARGET_PARAMS
+    # 2. the frontier's ~5k point
+    assert engine.count_parameters(models.Stretch(widths=(12, 28, 12, 28))) == 5_048
+
+    # 3. the max-pool one layer later: a third separable 3x3 (24 -> 24) before it
+    class PoolLater(models.Stretch):
+        def __init__(self):
+            super().__init__()
+            self.conv2b = SeparableConv(24, 24, padding=0)                # 24 -> 22 | RF 7
+
+        def forward(self, x):
+            x = self.trans1(self.pool1(self.conv2b(self.conv2(self.conv1(x)))))
+            x = self.conv6(self.conv5(self.conv4(self.conv3(x))))
+            return torch.log_softmax(self.head(self.gap(x)).flatten(1), dim=1)
+
+    later = PoolLater()
+    assert engine.count_parameters(later) - chosen == 840
+    table = rf_table(later, (1, 28, 28))
+    rf = {row.module: row.rf for row in table}
+    assert rf["pool1"] == 8 and {r.module: r.rf for r in rf_table(models.Stretch(), (1, 28, 28))}["pool1"] == 6
+    shapes = {row.module: row.output_shape for row in table}
+    assert tuple(shapes["conv6.1.2"])[-2:] == (3, 3)  # block 2 ends on a 3x3 map instead of 4x4
