@@ -454,12 +454,13 @@ def set_bn_momentum(model: torch.nn.Module, momentum: float) -> int:
 
 
 def saved_as(recipe: Recipe, settings: RunSettings, save=None, *, valid_size: int = 0,
-             custom_augment: bool = False) -> Optional[str]:
+             custom_augment: bool = False, custom_model: bool = False) -> Optional[str]:
     """The name (``results/<name>.json``) a run's history is saved under, or None.
 
     ``save``: None (the default) saves the course step's own run, and only it, under the step's
     name: a recipe of :data:`RECIPES` as it is, for its full epochs on every image, evaluated on
-    the test set (a changed recipe, a validation or quick run is an experiment, not the step).
+    the test set, on the step's own model (a changed recipe or model, a validation or quick run
+    is an experiment, not the step).
     False never saves; True saves under the recipe's name; a string under that name. A quick
     (``EVA_SMOKE``) run is never saved, whatever ``save`` says: it must not replace a real result.
     """
@@ -476,7 +477,18 @@ def saved_as(recipe: Recipe, settings: RunSettings, save=None, *, valid_size: in
         raise ValueError(f"save={save!r}: give None (the course step's full run is saved), False, True or a name")
     full = (settings.train_limit is None and settings.test_limit is None and settings.epochs == recipe.epochs)
     course_step = recipe in RECIPES.values()
-    return recipe.name if course_step and full and not valid_size and not custom_augment else None
+    return (recipe.name if course_step and full and not valid_size and not custom_augment and not custom_model
+            else None)
+
+
+def is_registered_model(model: torch.nn.Module, recipe: Recipe) -> bool:
+    """Whether ``model`` is the step's own network: the class and parameter count of
+    ``models.build(recipe.model)`` (a notebook's copy of the class counts; other widths do not).
+    Building the comparison draws no random numbers the run would otherwise have drawn."""
+    with torch.random.fork_rng(devices=[]):
+        registered = models.build(recipe.model)
+    return (type(model).__name__ == type(registered).__name__
+            and engine.count_parameters(model) == engine.count_parameters(registered))
 
 
 def run(recipe: Recipe, seed: int = 1, *, device=None, settings: Optional[RunSettings] = None,
@@ -510,7 +522,9 @@ def run(recipe: Recipe, seed: int = 1, *, device=None, settings: Optional[RunSet
     if augment is not None and not fast:
         raise ValueError("a custom augment is batched, for the fast path only; drop fast=False")
     augmentation = (recipe.make_augment() if augment is None else augment) if fast else recipe.classic_transform()
-    name = saved_as(recipe, settings, save, valid_size=valid_size, custom_augment=augment is not None)
+    custom_model = bool(model_kwargs) or (model is not None and save is None and not is_registered_model(model, recipe))
+    name = saved_as(recipe, settings, save, valid_size=valid_size, custom_augment=augment is not None,
+                    custom_model=custom_model)
     if name is not None:
         histories.check_results_dir(quick=False)  # a folder it cannot write to fails now, not after training
     info = recipe.info

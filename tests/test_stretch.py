@@ -237,3 +237,26 @@ def test_notebook_07s_try_this_predictions_hold():
     assert rf["pool1"] == 8 and {r.module: r.rf for r in rf_table(models.Stretch(), (1, 28, 28))}["pool1"] == 6
     shapes = {row.module: row.output_shape for row in table}
     assert tuple(shapes["conv6.1.2"])[-2:] == (3, 3)  # block 2 ends on a 3x3 map instead of 4x4
+
+
+def test_a_run_saves_the_steps_record_only_for_the_steps_own_model(monkeypatch):
+    """``recipes.run`` saves ``results/<step>.json`` by default for the course step's own run; a
+    student's other widths (notebook 07's Try #2) or ``model_kwargs`` must not replace it. The check
+    that tells them apart draws no random numbers (the dropout and the batches stay the run's)."""
+    recipe = recipes.get_recipe("stretch")
+    full = recipes.RunSettings(recipe.epochs)
+    assert recipes.saved_as(recipe, full) == "07_stretch"
+    assert recipes.saved_as(recipe, full, custom_model=True) is None
+    assert recipes.saved_as(recipe, full, custom_model=True, save=True) == "07_stretch"  # asked for: saved
+    own, wider = models.Stretch(), models.Stretch(widths=(12, 28, 12, 28))
+    state = torch.random.get_rng_state()
+    assert recipes.is_registered_model(own, recipe) and not recipes.is_registered_model(wider, recipe)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    seen = []
+    monkeypatch.setattr(recipes, "saved_as", lambda *a, **k: seen.append(k["custom_model"]))
+    tiny = recipes.RunSettings(1, train_limit=256, test_limit=100)
+    for model, kwargs in ((models.Stretch(), None), (models.Stretch(widths=(8, 16, 8, 16)), None),
+                          (None, {"widths": (8, 16, 8, 16)})):
+        recipes.run(recipe.with_(precise_bn=0, batch_size=32), 1, device="cpu", settings=tiny, model=model,
+                    model_kwargs=kwargs, progress=False, verbose=None)
+    assert seen == [False, True, True]
