@@ -285,6 +285,7 @@ def cmd_train(args) -> int:
         recipe = recipe.with_(batch_size=args.batch_size)
     # explicit options win; quick mode (EVA_SMOKE) fills in only what was not given. The recipe checks
     # the epochs here, before any data is loaded; the error names the flag when one was given
+    recipes.quick_mode()  # a bad EVA_SMOKE is named as itself, not as a fault of --epochs
     try:
         settings = recipe.run_settings(args.epochs, args.train_limit, args.test_limit)
     except ValueError as err:
