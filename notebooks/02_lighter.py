@@ -85,8 +85,7 @@ class Lighter(nn.Module):
         x = self.head2(self.head1(x))
         return F.log_softmax(x.flatten(1), dim=1)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 SEED = 1
 engine.seed_everything(SEED)  # before the weights are drawn
 model = Lighter()
@@ -95,8 +94,7 @@ print(f"{engine.count_parameters(model):,} parameters")
 # %% [markdown]
 # The summary follows the real forward pass; the **RF** column is each layer's receptive field in input pixels and **Jump** the input pixels between neighbouring output units.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 summary(model, (1, 28, 28))
 
 # %% [markdown]

@@ -56,8 +56,7 @@ device = eva_utils.start()  # figures inline, the Results slot above, the clock,
 
 # %%
 from eva_utils.models import Regularized
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 SEED = 1
 engine.seed_everything(SEED)  # before the weights are drawn
 model = Regularized(dropout=0.0)
@@ -66,8 +65,7 @@ print(f"{engine.count_parameters(model):,} parameters")
 # %% [markdown]
 # The summary follows the real forward pass; the **RF** column is each layer's receptive field in input pixels and **Jump** the input pixels between neighbouring output units.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 summary(model, (1, 28, 28))
 
 # %% [markdown]

@@ -134,8 +134,7 @@ class Stretch(nn.Module):
 # %% [markdown]
 # With its default widths (the registered `stretch` model):
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 SEED = 1
 engine.seed_everything(SEED)
 model = Stretch()  # the registered model: models.build("stretch") builds the same
@@ -144,8 +143,7 @@ print(f"widths {model.widths}, separable {model.separable}: {engine.count_parame
 # %% [markdown]
 # The summary follows the real forward pass; **RF** is each layer's receptive field in input pixels, **Jump** the input pixels between neighbouring output units.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 summary(model, (1, 28, 28))
 
 # %% [markdown]

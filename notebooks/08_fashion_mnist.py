@@ -88,15 +88,13 @@ plots.show_images(test_set.data[first].unsqueeze(1).float() / 255, [FASHION.clas
 # ## 1. The course's final model, as it is
 # Notebook 06's model (`models.build("final")`) and recipe (`recipes.RECIPES["final"]`: SGD + Nesterov under OneCycle over 13 epochs, then 2 epochs at its floor LR, random rotation ±7° and a mild elastic distortion, BatchNorm's statistics recomputed over 10,000 clean training images before each evaluation), unchanged; only the dataset (`dataset="fashion_mnist"`) and so its normalisation (Fashion-MNIST's own mean and std) differ.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 SEED = 1
 engine.seed_everything(SEED)  # before the weights are drawn
 final_model = models.build("final")
 print(f"{engine.count_parameters(final_model):,} parameters")
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 summary(final_model, (1, 28, 28))
 
 # %%
@@ -183,14 +181,12 @@ recipe = recipes.RECIPES["fashion_adapted"]
 print(recipe.make_augment())
 recipe
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 engine.seed_everything(SEED)
 model = FashionNet()
 print(f"{engine.count_parameters(model):,} parameters")
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 summary(model, (1, 28, 28))
 
 # %%

@@ -165,8 +165,7 @@ class AdvancedConvNet(nn.Module):
         x = self.gap(self.features(x)).flatten(1)
         return F.log_softmax(self.fc(x), dim=1)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 SEED = 1
 engine.seed_everything(SEED)  # before the weights are drawn
 model = AdvancedConvNet()
@@ -175,12 +174,10 @@ print(f"{engine.count_parameters(model):,} parameters, {convs.total_macs(model):
 # %% [markdown]
 # The summary follows the real forward pass; **RF** is each layer's receptive field in input pixels, **Jump** the input pixels between neighbouring output units.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 summary(model, CIFAR.shape)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 rf_gap = convs.rf_before_gap(model)
 print(f"RF of the last feature map (before GAP): {rf_gap} px; "
       f"RF of the output (after GAP): {summary(model, CIFAR.shape).final_rf} px")

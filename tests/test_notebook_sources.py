@@ -132,3 +132,18 @@ def test_each_model_class_is_written_once_in_the_notebooks():
                 where.setdefault(cls, []).append(path.stem)
     copies = {cls: names for cls, names in where.items() if len(names) > 1}
     assert not copies, f"classes written out in more than one notebook (import them instead): {copies}"
+
+
+@pytest.mark.parametrize("path", IPYNBS, ids=lambda p: p.stem)
+def test_the_cells_nbval_checks_are_marked_by_tags_not_comments_a_student_reads(path):
+    """nbval compares a cell's outputs with the committed ones when the cell carries the tag
+    ``nbval-check-output`` (parameter counts, summary tables); the tag lives in the cell's metadata,
+    so the code a student reads carries no test marker."""
+    from nbval.plugin import metadata_tags
+
+    assert metadata_tags["nbval-check-output"] == "check"
+    nb = nbformat.read(path, as_version=4)
+    checked = [c for c in nb.cells if "nbval-check-output" in c.metadata.get("tags", [])]
+    assert checked, f"{path.name}: no cell tagged nbval-check-output"
+    assert all(c.cell_type == "code" and c.outputs for c in checked)
+    assert not any("NBVAL" in c.source for c in nb.cells)
