@@ -157,7 +157,7 @@ Markdown(report.design_markdown(report.load_design_runs(
 
 # %% [markdown]
 # ### Later rounds from the final (with the hold)
-# Three later sessions (issue 12: margin for every seed) tried more changes, one at a time from the final model and recipe, on the same split and seeds 1 and 2 (AMD EPYC; `tools/final_design.py`, the last `final_*` runs): smooth activations, ReLU before BatchNorm, label smoothing, AdamW; a two-scale head, steeper widths, batch 256, other warm-up shares, no rotation in the hold; a longer hold and an EMA of the weights on top of it.
+# Three later rounds, looking for margin for every seed, tried more changes, one at a time from the final model and recipe, on the same split and seeds 1 and 2 (AMD EPYC; `tools/final_design.py`, the last `final_*` runs): smooth activations, ReLU before BatchNorm, label smoothing, AdamW; a two-scale head, steeper widths, batch 256, other warm-up shares, no rotation in the hold; a longer hold and an EMA of the weights on top of it.
 
 # %%
 later_rounds = {
@@ -211,7 +211,7 @@ Markdown(report.design_markdown(report.load_design_runs(
 
 # %% [markdown]
 # ### Ninth round: the mild distortion over six seeds, and adopted
-# Seeds 1 and 2 had called the mild distortion even with the final, so a ninth session took both to seeds 3 to 6 (same split and CPU), with a rule written down before the last seed came in: adopt it if its mean of the lowest is at least 0.03 points higher and no seed is more than 0.02 below its pair. It is the recipe this notebook trains (and 05's augmentation); the test-set runs below came only after this table.
+# Seeds 1 and 2 had called the mild distortion even with the final, so a ninth round took both to seeds 3 to 6 (same split and CPU), with a rule written down before the last seed came in: adopt it if its mean of the lowest is at least 0.03 points higher and no seed is more than 0.02 below its pair. It is the recipe this notebook trains (and 05's augmentation); the test-set runs below came only after this table.
 
 # %%
 ninth_round = report.load_design_runs(
