@@ -1,0 +1,52 @@
+"""What each notebook's "Try this" tells a student to expect from a change to the model, built and checked.
+
+Each exercise that predicts a structural number (a parameter count, a receptive field, an output
+shape) is built here from the package's classes, the way the exercise tells the student to edit
+the notebook's copy, so a change of the models that makes the text wrong fails a test.
+"""
+import pytest
+import torch
+import torch.nn as nn
+
+from eva_utils import engine, models
+from eva_utils.rf import rf_table
+
+
+def rows(model, input_size=(1, 28, 28)):
+    """``{module name: (receptive field, output height and width)}`` along the real forward pass."""
+    return {r.module: (r.rf, tuple(r.output_shape)[-2:]) for r in rf_table(model, input_size)}
+
+
+def test_01_try_1_the_pool_after_conv3_leaves_a_2x2_map_under_the_6x6_head():
+    class PoolLater(models.Skeleton):
+        def forward(self, x):
+            x = self.trans1(self.conv2(self.conv1(x)))
+            x = self.pool1(self.conv3(x))
+            x = self.conv5(self.conv4(x))
+            return torch.log_softmax(self.head2(self.head1(x)).flatten(1), dim=1)
+
+    model = PoolLater()
+    assert engine.count_parameters(model) == engine.count_parameters(models.Skeleton()) == 41_972
+    table = rows(model)
+    assert table["pool1"] == (8, (11, 11)) and rows(models.Skeleton())["pool1"][0] == 6
+    assert table["conv5.0"][1] == (7, 7) and table["head2"][1] == (2, 2)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 40)
+    with pytest.raises(ValueError, match=r"shape \(2, 40\)"):  # training refuses it before the first batch
+        models.check_output(model)
+    model.head2 = nn.Conv2d(10, 10, 7)  # the fix: a head that covers the 7x7 map
+    assert engine.count_parameters(model) == 43_272 and rows(model)["head2"] == (28, (1, 1))
+    models.check_output(model)
+
+
+def test_01_try_3_halving_every_width_leaves_a_third_of_the_parameters_not_02s_model():
+    class Halved(models.Skeleton):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = models.conv_block(1, 8), models.conv_block(8, 16)
+            self.trans1 = models.conv_block(16, 8, kernel=1)
+            self.conv3, self.conv4 = models.conv_block(8, 16), models.conv_block(16, 16)
+            self.conv5, self.head1 = models.conv_block(16, 32), models.conv_block(32, 10, kernel=1)
+
+    halved = engine.count_parameters(Halved())
+    assert halved == 13_452 and round(41_972 / halved) == 3
+    assert halved != engine.count_parameters(models.Lighter()) and engine.count_parameters(models.Lighter()) < 10_000
