@@ -50,3 +50,14 @@ def test_01_try_3_halving_every_width_leaves_a_third_of_the_parameters_not_02s_m
     halved = engine.count_parameters(Halved())
     assert halved == 13_452 and round(41_972 / halved) == 3
     assert halved != engine.count_parameters(models.Lighter()) and engine.count_parameters(models.Lighter()) < 10_000
+
+
+def test_02_try_1_widening_conv5_to_16_channels_adds_620_parameters_and_crosses_the_budget():
+    wider = models.Lighter()
+    wider.conv5, wider.head1 = models.conv_block(16, 16), models.conv_block(16, 10, kernel=1)
+    assert engine.count_parameters(models.Lighter()) == 9_484
+    assert engine.count_parameters(wider) == 10_104
+    plain = models.Lighter()
+    assert engine.count_parameters(wider.conv5) - engine.count_parameters(plain.conv5) == 580
+    assert engine.count_parameters(wider.head1) - engine.count_parameters(plain.head1) == 40
+    assert rows(wider)["head2"] == (28, (1, 1))
