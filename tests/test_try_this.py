@@ -61,3 +61,12 @@ def test_02_try_1_widening_conv5_to_16_channels_adds_620_parameters_and_crosses_
     assert engine.count_parameters(wider.conv5) - engine.count_parameters(plain.conv5) == 580
     assert engine.count_parameters(wider.head1) - engine.count_parameters(plain.head1) == 40
     assert rows(wider)["head2"] == (28, (1, 1))
+
+
+def test_03_try_1_and_3_batchnorm_costs_two_parameters_per_channel():
+    net = models.BatchNormNet()
+    assert engine.count_parameters(net) == 9_566
+    bn = sum(engine.count_parameters(m) for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+    assert bn == 164 and bn / 9_566 < 0.02  # Try #3: under 2% of the total
+    net.conv1, net.conv2 = models.conv_block(1, 8), models.conv_block(8, 16)  # Try #1: bn=False
+    assert engine.count_parameters(net) == 9_566 - 24  # 48 BatchNorm parameters go, 24 biases come back
