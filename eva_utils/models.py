@@ -232,8 +232,8 @@ class Regularized(nn.Module):
 
     GAP replaces the 6x6 head (3,600 weights). The budget it frees pays for a fourth
     3x3 in block 2 (RF 22 before GAP, on a 4x4 map), with channels that widen as the
-    maps shrink (10 -> 18), where a digit's parts are recognised; block 1 and the
-    transition are narrower than 03's (12 and 8 channels).
+    maps shrink (10 -> 18), where a digit's parts are recognised; block 1 ends narrower
+    than 03's (12 channels against 16), and the transition keeps 03's 8.
     """
 
     def __init__(self, dropout: float = 0.05):

@@ -70,3 +70,13 @@ def test_03_try_1_and_3_batchnorm_costs_two_parameters_per_channel():
     assert bn == 164 and bn / 9_566 < 0.02  # Try #3: under 2% of the total
     net.conv1, net.conv2 = models.conv_block(1, 8), models.conv_block(8, 16)  # Try #1: bn=False
     assert engine.count_parameters(net) == 9_566 - 24  # 48 BatchNorm parameters go, 24 biases come back
+
+
+def test_04_try_3_a_learned_4x4_head_in_place_of_gap_costs_2700_parameters():
+    learned = models.Regularized()
+    assert engine.count_parameters(learned) == 7_972
+    learned.gap, learned.head = nn.Identity(), nn.Conv2d(18, 10, 4, bias=False)
+    assert engine.count_parameters(learned) == 10_672 == 7_972 + 2_700
+    table = rows(learned)
+    assert table["conv6.0"][1] == (4, 4) and table["head"] == (28, (1, 1))
+    models.check_output(learned)
