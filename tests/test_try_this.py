@@ -80,3 +80,17 @@ def test_04_try_3_a_learned_4x4_head_in_place_of_gap_costs_2700_parameters():
     table = rows(learned)
     assert table["conv6.0"][1] == (4, 4) and table["head"] == (28, (1, 1))
     models.check_output(learned)
+
+
+def test_08_try_2_padding_only_conv1_shrinks_block_2_to_a_7x7_map():
+    from eva_utils.convs import total_macs
+
+    adapted, variant = models.FashionNet(), models.FashionNet()
+    variant.conv2 = models.conv_block(8, 16, padding=0, bn=True)  # padding=0 in conv2
+    assert engine.count_parameters(variant) == engine.count_parameters(adapted) == 7_756
+    before, after = rows(adapted), rows(variant)
+    assert [before[f"conv{i}.0"][1][0] for i in (3, 4, 5)] == [12, 10, 8] and before["trans1.0"][1] == (14, 14)
+    assert [after[f"conv{i}.0"][1][0] for i in (3, 4, 5)] == [11, 9, 7] and after["trans1.0"][1] == (13, 13)
+    assert before["head"][0] == 32 and after["head"][0] == 30
+    macs = [round(total_macs(m, (1, 28, 28)) / 1e6, 2) for m in (variant, adapted, models.Regularized(dropout=0))]
+    assert macs == [1.34, 1.58, 0.83]
