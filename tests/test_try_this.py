@@ -94,3 +94,21 @@ def test_08_try_2_padding_only_conv1_shrinks_block_2_to_a_7x7_map():
     assert before["head"][0] == 32 and after["head"][0] == 30
     macs = [round(total_macs(m, (1, 28, 28)) / 1e6, 2) for m in (variant, adapted, models.Regularized(dropout=0))]
     assert macs == [1.34, 1.58, 0.83]
+
+
+def test_09_try_1_and_2_one_dilation_undone_and_one_plain_3x3_in_c3():
+    from eva_utils.convs import rf_before_gap, total_macs, without_dilation
+
+    model = models.AdvancedConvNet()
+    params, macs = engine.count_parameters(model), total_macs(model)
+    assert (params, macs, rf_before_gap(model)) == (140_570, 11_917_184, 69)
+    assert rf_before_gap(without_dilation(model)) == 57  # the RF table's column: both dilations undone
+    one = models.AdvancedConvNet()
+    one.c2[1] = models.conv_bn(48, 48)  # Try #1: only c2's dilation back to 1
+    assert (engine.count_parameters(one), total_macs(one), rf_before_gap(one)) == (params, macs, 65)
+    plain = models.AdvancedConvNet()
+    assert engine.count_parameters(plain.c3[0]) == 17_792
+    plain.c3[0] = models.conv_bn(128, 128)  # Try #2: a plain 3x3 for C3's first separable conv
+    assert engine.count_parameters(plain.c3[0]) == 147_712
+    assert engine.count_parameters(plain) == 270_490 == params + 129_920 and 270_490 > 200_000
+    assert round(total_macs(plain) / 1e6, 1) == 20.2 and rf_before_gap(plain) == 69
