@@ -99,7 +99,7 @@ summary(model, (1, 28, 28))
 
 # %% [markdown]
 # ## Training
-# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --recipe lighter --seed 1` repeats this run); it calls `engine.fit`, the loop above plus a progress bar and one plain-text line per epoch.
+# The recipe holds everything but the seed. `recipes.run` is the package's one training path (the command line uses it too: `python -m eva_utils train --recipe lighter --seed 1` repeats this run); it calls `engine.fit`, the plain PyTorch loop that 01 writes out, plus a progress bar and one plain-text line per epoch.
 
 # %%
 recipe = recipes.get_recipe("lighter")
@@ -127,6 +127,6 @@ report.show_results(history, f"Results: {recipe.name}", quick=settings.quick);
 
 # %% [markdown]
 # ## Try this
-# 1. Widen only `conv5` back to 16 channels: about 600 more parameters (the summary shows where), and compare the last epochs' test accuracy with this run's.
-# 2. Train with `recipe = recipe.with_(lr=0.05)` and compare the first epochs' lines with this run's; try the same LR again in 03, where BatchNorm sets each layer's scale.
-# 3. Count the parameters of the 6x6 head (`head2`) in the summary: it is the single largest layer, which is what 04 removes.
+# 1. Widen only `conv5` to 16 output channels (`conv_block(16, 16)`, and `head1` then takes 16): expect 620 more parameters, 10,104 in all, over the budget (the summary shows where: `conv5`'s 3x3 grows by 580 and `head1`'s 1x1 by 40). Compare the last epochs' test accuracy with this run's: test accuracy here moves by several tenths from one epoch to the next, so one seed will not show what the extra parameters buy.
+# 2. Train with `recipe = recipe.with_(lr=0.05)`, five times this run's LR, and compare the epoch lines with this run's. Expect it to train: He initialisation keeps each layer's scale, so the loss falls within the first epoch as it does here; whether the larger steps end higher or lower than this run's is for the epoch lines to show, and one seed's difference of a few tenths is within the noise noted above. Try the same LR again in 03, where BatchNorm sets each layer's scale.
+# 3. Find the 6x6 head (`head2`) in the summary: its 3,610 parameters make it the single largest layer, over a third of the network; 04 removes it.

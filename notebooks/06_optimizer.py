@@ -103,7 +103,7 @@ Markdown(report.design_markdown(design))
 
 # %% [markdown]
 # ### Margin for every seed: one change at a time from the final
-# The target asks *every* seed to hold 99.40% in each of its last 3 epochs, and the recipe chosen above (OneCycle over all 15 epochs) met it for most seeds, not all. Each row below changes one thing from that model and recipe, on the same split, from seeds 1 and 2 (`tools/final_design.py`, the `final_*` runs); "the final, run again" is the recipe itself. The rows ran on two CPUs, an Intel Xeon (peak LR, batch, weight decay, rotation 10, the three layouts, and the rerun's seed 2) and an AMD EPYC (the others): the same seed gives other last digits on each.
+# The target asks *every* seed to hold 99.40% in each of its last 3 epochs, and the recipe chosen above (OneCycle over all 15 epochs) met it on seeds 1 and 2 with little margin: its lowest was 99.42% in the first design table and 99.43% run again (margin table), two or three hundredths above the line. Each row below changes one thing from that model and recipe, on the same split, from seeds 1 and 2 (`tools/final_design.py`, the `final_*` runs); "the final, run again" is the recipe itself. The rows ran on two CPUs, an Intel Xeon (peak LR, batch, weight decay, rotation 10, the three layouts, and the rerun's seed 2) and an AMD EPYC (the others): the same seed gives other last digits on each.
 
 # %%
 final_candidates = {
@@ -336,6 +336,6 @@ report.show_results(history, f"Results: {recipe.name}", quick=settings.quick);
 # %% [markdown]
 # ## Try this
 # 1. Set `recipe = recipe.with_(scheduler=None, lr=0.01, nesterov=False)` (05's constant LR on this model) and re-run the training: expect the last epochs' test lines to move up and down by a few hundredths to tenths instead of settling.
-# 2. Pick a peak yourself from the LR range test (for example where its loss is lowest) with `recipe = recipe.with_(max_lr=PEAK, lr=PEAK / 10)`, and compare the middle and last epochs' test lines with this run's.
-# 3. Turn on weight averaging, `recipe = recipe.with_(ema=0.999)`: expect the first epochs' test lines to be higher (the average is ahead early) and the last ones about the same, as the design table's EMA rows found on the validation split.
-# 4. Take precise BN out, `recipe = recipe.with_(precise_bn=0)`, and re-run the seeds cell: compare each seed's last 3 test lines, and the spread, with the table above (the ablation table shows seed 1).
+# 2. Pick a peak yourself from the LR range test (for example where its loss is lowest) with `recipe = recipe.with_(max_lr=PEAK, lr=PEAK / 10)`, and compare the middle and last epochs' test lines with this run's. Expect a peak other than 0.05 to end lower, not higher: on the validation split (margin table) the mean of the lowest was 99.34% with a peak of 0.03 and 99.27% with 0.1, against 99.44% for 0.05.
+# 3. Turn on weight averaging, `recipe = recipe.with_(ema=0.999)`: expect the last epochs' test lines no higher than this run's, probably a little lower: on the validation split the EMA rows were level or lower than the same rows without it (99.40% against 99.43% for OneCycle on 04's architecture, 99.38% against 99.37% on the first GAP layout, 99.35% against 99.42% on top of the hold).
+# 4. Take precise BN out, `recipe = recipe.with_(precise_bn=0)`, and re-run the seeds cell: compare each seed's last 3 test lines, and the spread, with the table above (the ablation table shows seed 1). Expect the same level and a seed's last 3 a little less steady: on seed 1 precise BN moved the test lines by two hundredths at most, and on the validation split, with running statistics, seed 3 moved within its hold (99.37%, 99.40%, 99.40%, sixth-round table).

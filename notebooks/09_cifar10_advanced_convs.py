@@ -290,6 +290,6 @@ report.show_results(history, f"Results: {recipe.name} (seed 1)", quick=settings.
 
 # %% [markdown]
 # ## Try this
-# 1. Set the dilation of `c2`'s plain conv back to 1 (`conv_bn(w2, w2)`): the RF table's last column shows the RF before GAP you would get; it stays above 44, and the parameter count does not change.
-# 2. Replace one `SeparableConv` of `C3` by `conv_bn(w3, w3)` (a plain 3x3): the parameter count cell shows what the separable layer saved; is the model still under 200,000?
+# 1. Set the dilation of `c2`'s plain conv back to 1 (`conv_bn(w2, w2)`) and re-run the model and RF cells: expect the RF before GAP to fall from 69 to 65 px, still above 44, with the same 140,570 parameters and 11,917,184 MACs. (The RF table's last column, 57 px, undoes both dilated convs; undoing only `c2`'s takes away 4 px, 2 x jump 2.)
+# 2. Replace the first `SeparableConv` of `C3` (`SeparableConv(w3, w3)`) by `conv_bn(w3, w3)`, a plain 3x3: expect the parameter count cell to show 270,490 parameters, 129,920 more (the separable layer holds 17,792, the plain one 147,712), so the model is no longer under 200,000, and about 20.2 million MACs per image instead of 11,917,184; the RF stays 69.
 # 3. Drop the cutout (`recipe.with_(cutout=0)`) and train 5 epochs: the gap between train and test accuracy in the curves should widen.
