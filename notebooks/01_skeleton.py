@@ -123,7 +123,7 @@ class Skeleton(nn.Module):
         self.conv3 = conv_block(16, 32)                   # 12 -> 10 | RF 10
         self.conv4 = conv_block(32, 32)                   # 10 -> 8  | RF 14
         self.conv5 = conv_block(32, 64)                   # 8 -> 6   | RF 18
-        # Head: 1x1 to 10 channels, then one 6x6 conv sees the whole map (no big dense layer)
+        # Head: 1x1 to 10 channels, then one 6x6 conv sees the whole map (a small dense layer, in effect)
         self.head1 = conv_block(64, 10, kernel=1)         # 6 -> 6   | RF 18
         self.head2 = nn.Conv2d(10, 10, 6)                 # 6 -> 1   | RF 28
         he_init(self)  # no BatchNorm: start with well-scaled weights
