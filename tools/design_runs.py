@@ -36,7 +36,7 @@ class CleanAfter:
 
 def batches_per_epoch(recipe) -> int:
     """How many batches the validation runs' training loader gives per epoch (its ``len``)."""
-    return -(-(60_000 - VALIDATION) // recipe.batch_size)
+    return -(-(recipe.info.train_count - VALIDATION) // recipe.batch_size)
 
 
 def train(candidate, seed: int):

@@ -39,9 +39,6 @@ from eva_utils import recipes  # noqa: E402
 from eva_utils.models import SeparableConv, Stretch, check_input, conv_block  # noqa: E402
 
 
-def AllSeparable(c1=10, c2=24, t=10, s=22):
-    """The layout chosen here, every 3x3 after conv1 depthwise-separable: the package's Stretch."""
-    return Stretch(widths=(c1, c2, t, s))
 
 #: 07's start with 05's mild elastic distortion and 06's precise BN.
 STRETCH_BASE = recipes.STRETCH_START.with_(elastic=recipes.ELASTIC_ALPHA, precise_bn=10_000)
@@ -97,6 +94,11 @@ def _clean_last_epoch(recipe):
     return lambda: CleanAfter(recipe.make_augment(), batches_per_epoch(recipe) * (recipe.epochs - 1))
 
 
+def _separable(widths=(10, 24, 10, 22)):
+    """The layout chosen here, every 3x3 after conv1 depthwise-separable: the package's Stretch."""
+    return lambda: Stretch(widths=widths)
+
+
 def _w(s):
     """07's first layout (a plain 3x3 opens block 2, then three separable ones ``s`` wide)."""
     return lambda: StretchSearch(widths=(8, 12, 8, 12, s))
@@ -125,11 +127,11 @@ CANDIDATES = {
     "sep3_wide_block1": (STRETCH_BASE, lambda: StretchSearch((8, 16, 8, 18, 18), sep_conv3=True)),
     "w17_depthwise_relu": (STRETCH_BASE, lambda: StretchSearch((8, 12, 8, 12, 17), depthwise_relu=True)),
     "base_w18_ema_batch64": (STRETCH_BASE.with_(ema=0.99, batch_size=64), _w(18)),
-    "all_separable_w22": (STRETCH_BASE, AllSeparable),
-    "all_separable_w22_ema": (STRETCH_BASE.with_(ema=0.99), AllSeparable),
-    "all_separable_w22_ema_batch64": (STRETCH_BASE.with_(ema=0.99, batch_size=64), AllSeparable),
-    "all_separable_sep2_28_ema": (STRETCH_BASE.with_(ema=0.99), lambda: AllSeparable(c2=28, t=12, s=21)),
-    "all_separable_w22_ema_0.995": (STRETCH_BASE.with_(ema=0.995), AllSeparable),
+    "all_separable_w22": (STRETCH_BASE, _separable()),
+    "all_separable_w22_ema": (STRETCH_BASE.with_(ema=0.99), _separable()),
+    "all_separable_w22_ema_batch64": (STRETCH_BASE.with_(ema=0.99, batch_size=64), _separable()),
+    "all_separable_sep2_28_ema": (STRETCH_BASE.with_(ema=0.99), _separable((10, 28, 12, 21))),
+    "all_separable_w22_ema_0.995": (STRETCH_BASE.with_(ema=0.995), _separable()),
     "base_w18_clean_last_epoch": (STRETCH_BASE, _w(18), _clean_last_epoch(STRETCH_BASE)),
 }
 
