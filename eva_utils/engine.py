@@ -458,7 +458,7 @@ def lr_range_test(model: nn.Module, device, loader, optimizer: torch.optim.Optim
     device = pick_device(device)
     model.to(device).train()
     factor = (end / start) ** (1 / (steps - 1))
-    lrs, losses, avg, lowest = [], [], None, float("inf")
+    lrs, losses, avg, lowest = [], [], 0.0, float("inf")
     batches = iter(loader)
     for i in range(steps):
         try:
@@ -474,8 +474,10 @@ def lr_range_test(model: nn.Module, device, loader, optimizer: torch.optim.Optim
         loss.backward()
         optimizer.step()
         value = loss.item()
-        avg = value if avg is None else smoothing * avg + (1 - smoothing) * value
-        smoothed = avg / (1 - smoothing ** (i + 1))  # bias-corrected, as Adam does
+        # an exponential moving average that starts at 0, bias-corrected as Adam does: the
+        # correction undoes exactly that start, so a constant loss gives a flat curve
+        avg = smoothing * avg + (1 - smoothing) * value
+        smoothed = avg / (1 - smoothing ** (i + 1))
         lrs.append(lr)
         losses.append(smoothed)
         lowest = min(lowest, smoothed)

@@ -1,4 +1,5 @@
 """What the notebooks show: Results rendered from a history, figures, widgets without a front end."""
+import math
 from pathlib import Path
 
 import matplotlib
@@ -198,6 +199,35 @@ def test_lr_range_test_raises_the_lr_exponentially_and_records_the_loss():
     with pytest.raises(ValueError, match="start < end"):
         engine.lr_range_test(model, "cpu", loaders.train, torch.optim.SGD(model.parameters(), lr=1.0),
                              start=1.0, end=0.1)
+
+
+class _ConstantLoss(torch.nn.Module):
+    """Logits that do not depend on the input or (in value) on the weight: every batch's loss is ln 10."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return torch.zeros(x.shape[0], 10) * self.weight
+
+
+def test_lr_range_test_gives_a_flat_curve_for_a_constant_loss_and_the_real_loss_at_its_first_point():
+    loaders = data.loaders(32, device="cpu", splits=data.Splits(train_limit=256, test_limit=100))
+    model = _ConstantLoss()
+    result = engine.lr_range_test(model, "cpu", loaders.train, torch.optim.SGD(model.parameters(), lr=1.0),
+                                  start=1e-3, end=1.0, steps=20)
+    assert len(result["loss"]) == 20  # a flat curve never reaches four times its lowest
+    assert result["loss"] == pytest.approx([math.log(10)] * 20, rel=1e-6)
+    # a real model: the first point is the first batch's own loss (not a multiple of it)
+    engine.seed_everything(0)
+    real = models.build("final")
+    x, y = next(iter(loaders.train))
+    with torch.no_grad():
+        first = torch.nn.functional.cross_entropy(real(x).float(), y).item()
+    result = engine.lr_range_test(real, "cpu", [(x, y)], torch.optim.SGD(real.parameters(), lr=1.0),
+                                  start=1e-4, end=1e-1, steps=5)
+    assert result["loss"][0] == pytest.approx(first, rel=1e-4)
 
 
 def test_ablation_and_design_tables_come_from_the_histories():
