@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import torch
 
 from . import recipes
-from .devices import device_description, pick_device
+from .devices import auto_precision, device_description, pick_device
 from .histories import check_results_dir, load_history
 
 RESULTS_DISPLAY_ID = "eva-results"
@@ -176,10 +176,14 @@ def variants_markdown(rows: Sequence[dict], epoch: Optional[int] = None, referen
     return "\n".join(out)
 
 
-def design_markdown(groups: dict, target: "recipes.Target" = recipes.COURSE_TARGET) -> str:
+def design_markdown(groups: dict, target: "recipes.Target" = recipes.COURSE_TARGET, *,
+                    first_column: str = "candidate", ranked: bool = True, spread: bool = False) -> str:
     """Candidates run from several seeds (name -> {seed: history}) as one table, best first by the
     mean of their seeds' lowest accuracy of the last ``target.last_epochs`` epochs: the margin a
-    recipe keeps, which is what the target asks of every seed."""
+    recipe keeps, which is what the target asks of every seed.
+
+    ``ranked=False`` keeps the given order (an ablation reads top to bottom); ``spread`` adds the
+    widest spread of any seed's last epochs (how settled the scored network is)."""
     n = target.last_epochs or 1
     rows = []
     for name, histories in groups.items():
@@ -187,11 +191,14 @@ def design_markdown(groups: dict, target: "recipes.Target" = recipes.COURSE_TARG
         per_seed = "; ".join(f"{seed}: " + ", ".join(f"{a:.2f}" for a in h.last(n)) for seed, h in histories.items())
         train = sum(h.train_acc[-1] for h in histories.values()) / len(histories)
         params = next(iter(histories.values())).meta["params"]
+        widest = max(max(h.last(n)) - min(h.last(n)) for h in histories.values())
         rows.append((s["mean_min"], f"| {name} | {params:,} | {per_seed} | {s['mean_min']:.2f}% | "
-                                    f"{s['lowest']:.2f}% | {train:.2f}% |"))
-    head = ["| candidate | params | last " + str(n) + " accuracies by seed | mean of the lowest | lowest | "
-            "train accuracy, last epoch |", "|---|---|---|---|---|---|"]
-    return "\n".join(head + [line for _, line in sorted(rows, key=lambda r: -r[0])])
+                                    f"{s['lowest']:.2f}% | {train:.2f}% |" + (f" {widest:.2f} |" if spread else "")))
+    head = [f"| {first_column} | params | last {n} accuracies by seed | mean of the lowest | lowest | "
+            "train accuracy, last epoch |" + (f" widest spread of a seed's last {n} (points) |" if spread else ""),
+            "|---|---|---|---|---|---|" + ("---|" if spread else "")]
+    ordered = sorted(rows, key=lambda r: -r[0]) if ranked else rows
+    return "\n".join(head + [line for _, line in ordered])
 
 
 def load_design_runs(prefix: str, names: dict, seeds) -> dict:
@@ -257,4 +264,8 @@ def run_header(device, quick: bool, started: Optional[float] = None) -> str:
     """One line saying where and when this notebook ran (printed by :func:`start`)."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started or time.time()))
     mode = "QUICK MODE (EVA_SMOKE), not a real run" if quick else "full run"
-    return f"Ran on {device_description(device)}, torch {torch.__version__}, {when}: {mode}."
+    # the precision training uses on this hardware unless a recipe says otherwise (09 trains in fp32):
+    # the reason the same seed gives other last digits on another machine
+    precision = auto_precision(device)
+    return (f"Ran on {device_description(device)}, torch {torch.__version__}, {when}: {mode}; "
+            f"training in {precision} by default here, evaluation in fp32.")

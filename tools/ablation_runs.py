@@ -38,6 +38,7 @@ def _plain_c3():
 #: step -> (the step's recipe, variant -> (change to the recipe, model factory))
 VARIANTS = {
     "06": ("final", {
+        "recipe": ({}, lambda: models.Regularized(dropout=0.0)),  # the reference, run the same way
         "no_hold": (dict(hold_epochs=0), lambda: models.Regularized(dropout=0.0)),
         "no_nesterov": (dict(nesterov=False), lambda: models.Regularized(dropout=0.0)),
         "no_precise_bn": (dict(precise_bn=0), lambda: models.Regularized(dropout=0.0)),
