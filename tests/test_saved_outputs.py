@@ -60,3 +60,20 @@ def test_each_widget_leaves_a_picture_and_a_one_line_note(saved, index, words):
     for text in _texts(cell):  # never the widget tree as text
         assert "VBox(" not in text and "IntSlider(" not in text and "Output()" not in text
     assert "widget-state+json" in str(saved.metadata.get("widgets", {}))  # the live state is saved too
+
+
+def test_an_html_export_shows_each_widget_as_its_picture_and_loads_no_widget_code(saved, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import export_html
+
+    path = tmp_path / "saved.ipynb"
+    nbformat.write(saved, path)
+    page = export_html.export(path, tmp_path / "html").read_text()
+    assert "html-manager" not in page and WIDGET not in page  # nothing to fetch from a CDN, offline or not
+    for words in ("RF explorer", "Misclassified browser"):
+        assert page.count(f"<p><em>{words}") == 1  # the one-line note under its picture
+    pictures = [out["data"]["image/png"].strip()[:200] for cell in saved.cells[2:4] for out in cell.outputs
+                if WIDGET in out.get("data", {})]
+    assert len(pictures) == 2 and all(f'src="data:image/png;base64,{p}' in page for p in pictures)
