@@ -240,7 +240,8 @@ def train(
     max_batches: Optional[int] = None,
     averaged=None,
 ) -> dict:
-    """Train one epoch; returns {'loss': mean loss, 'acc': accuracy in %, 'lrs': LR per step}.
+    """Train one epoch; returns {'loss': mean loss, 'acc': accuracy in %, 'lrs': LR per step,
+    'momenta': momentum per step (:func:`step_momentum`; empty for an optimizer without one)}.
 
     ``scheduler`` (if given) is stepped after every batch (OneCycleLR, CyclicLR);
     per-epoch schedulers are stepped by :func:`fit`. ``step`` adds label smoothing, an L1
@@ -268,7 +269,7 @@ def _train_epoch(model, device: torch.device, train_loader, optimizer, speed: Sp
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    lrs = []
+    lrs, momenta = [], []
     for batch_idx, (data, target) in enumerate(bar):
         if batch_idx >= total:
             break
@@ -281,6 +282,9 @@ def _train_epoch(model, device: torch.device, train_loader, optimizer, speed: Sp
         if step.l1:
             loss = loss + step.l1 * sum(p.abs().sum() for p in model.parameters() if p.ndim > 1)  # weights, not biases/BN
         lrs.append(optimizer.param_groups[0]["lr"])
+        momentum = step_momentum(optimizer)
+        if momentum is not None:
+            momenta.append(momentum)
         if scaler is None:
             loss.backward()
             if step.clip_grad:
@@ -306,7 +310,21 @@ def _train_epoch(model, device: torch.device, train_loader, optimizer, speed: Sp
     bar.close()
     if seen == 0:
         raise ValueError("the training loader produced no batches")
-    return {"loss": loss_sum.item() / seen, "acc": 100.0 * correct.item() / seen, "lrs": lrs}
+    return {"loss": loss_sum.item() / seen, "acc": 100.0 * correct.item() / seen, "lrs": lrs,
+            "momenta": momenta}
+
+
+def step_momentum(optimizer: torch.optim.Optimizer) -> Optional[float]:
+    """The momentum the next optimizer step uses: SGD's ``momentum``, or Adam's and AdamW's
+    first beta (the same role: how much of the past gradients each step keeps). OneCycle
+    cycles it opposite to the LR, so recording it shows that it did. None for an optimizer
+    that has neither."""
+    group = optimizer.param_groups[0]
+    if "momentum" in group:
+        return float(group["momentum"])
+    if "betas" in group:
+        return float(group["betas"][0])
+    return None
 
 
 def evaluate(model: nn.Module, device, loader, speed: Speed = Speed()) -> dict:
@@ -599,6 +617,7 @@ def fit(
                     test_acc=te["acc"], test_correct=te["correct"], test_total=te["total"],
                     lr=lr, seconds=seconds)
         history.batch_lr.extend(tr["lrs"])
+        history.batch_momentum.extend(tr["momenta"])
         if checkpoints is not None:
             saved = model if averaged is None else averaged.module  # a deep copy: registry name included
             extra = dict(checkpoints.extra, epoch=epoch)

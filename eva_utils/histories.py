@@ -45,6 +45,7 @@ class History:
     test_total: list = field(default_factory=list)
     lr: list = field(default_factory=list)
     batch_lr: list = field(default_factory=list)  # the LR of every optimizer step
+    batch_momentum: list = field(default_factory=list)  # its momentum (SGD) or first beta (Adam)
     seconds: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
 
@@ -129,6 +130,10 @@ def save_history(history: History, step: str, quick: bool = False, results_dir: 
 #: The per-epoch lists of a saved history (one entry per epoch); ``batch_lr`` has one per step.
 _EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "test_correct", "test_total",
                  "lr", "seconds")
+#: The per-step lists (any length; empty where a tool stripped them from a shipped history).
+_STEP_FIELDS = ("batch_lr", "batch_momentum")
+#: Fields added after histories were first saved: a file without one reads it as empty.
+_LATER_FIELDS = ("batch_momentum",)
 
 
 def parse_history(raw: bytes, step: str, recipe: Optional[str] = None) -> History:
@@ -143,6 +148,8 @@ def parse_history(raw: bytes, step: str, recipe: Optional[str] = None) -> Histor
         raise ValueError(f"it is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
     if not isinstance(d, dict):
         raise ValueError(f"it holds a JSON {type(d).__name__}, not a history object")
+    for key in _LATER_FIELDS:
+        d.setdefault(key, [])
     fields = set(History.__dataclass_fields__)
     if set(d) != fields:
         missing, extra = sorted(fields - set(d)), sorted(set(d) - fields)
@@ -150,12 +157,12 @@ def parse_history(raw: bytes, step: str, recipe: Optional[str] = None) -> Histor
                          + "; ".join(([f"missing {', '.join(missing)}"] if missing else [])
                                      + ([f"unexpected {', '.join(extra)}"] if extra else [])) + ")")
     n = len(d["epoch"]) if isinstance(d["epoch"], list) else -1
-    for key in (*_EPOCH_FIELDS, "batch_lr"):
+    for key in (*_EPOCH_FIELDS, *_STEP_FIELDS):
         value = d[key]
         if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                   for v in value):
             raise ValueError(f"its {key!r} is not a list of numbers")
-        if key != "batch_lr" and len(value) != n:
+        if key not in _STEP_FIELDS and len(value) != n:
             raise ValueError(f"its {key!r} has {len(value)} entries for {n} epochs")
     if n < 1:
         raise ValueError("it records no epoch")

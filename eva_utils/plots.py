@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.font_manager import FontProperties
 from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from .data import MNIST_MEAN, MNIST_STD, spread_indices
@@ -48,11 +49,13 @@ def mark_clipped(ax) -> str:
     silently. Returns the title's word on them (``"; ▼ 4 points below"``; empty if none)."""
     lo, hi = ax.get_ylim()
     counts = {"below": 0, "above": 0}
-    for line in list(ax.lines):
-        if line.get_gid() == CLIPPED or line.get_transform() != ax.transData:
-            continue  # reference lines (axhline) span the axes by construction
+    # reference lines (axhline) span the axes by construction; each data line's marks get their
+    # own row, so one line's triangle never covers another's at the same x
+    data_lines = [line for line in ax.lines if line.get_gid() != CLIPPED and line.get_transform() == ax.transData]
+    for row, line in enumerate(data_lines):
         x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
-        for side, out, at, marker in (("below", y < lo, 0.03, "v"), ("above", y > hi, 0.97, "^")):
+        step = min(0.045, 0.15 / max(len(data_lines) - 1, 1)) * row  # many lines: closer rows
+        for side, out, at, marker in (("below", y < lo, 0.03 + step, "v"), ("above", y > hi, 0.97 - step, "^")):
             if out.any():
                 ax.plot(x[out], np.full(out.sum(), at), marker, ms=7, color=line.get_color(),
                         transform=ax.get_xaxis_transform(), clip_on=False, gid=CLIPPED, label="_" + side,
@@ -121,30 +124,61 @@ def label_points(ax, xs, ys, labels, fontsize: float = 9, gap_pt: float = 6, pad
 # ----------------------------------------------------------------------------- figures
 
 
+def accuracy_zoom(history, target: Optional[float]) -> Optional[tuple]:
+    """The y-limits of the panel zoomed to the target region, where the last epochs are decided
+    (from 1.5 points below the target to just above the best accuracy); None when there is no
+    target or the run ends far below it (a quick run), where a zoom would show nothing."""
+    if target is None or max(history.test_acc) <= target - 1.0:
+        return None
+    top = max(max(history.train_acc), max(history.test_acc), target)
+    return target - 1.5, min(100.0, top + 0.5)
+
+
+def _accuracy_lines(ax, history, target: Optional[float]) -> None:
+    ax.plot(history.epoch, history.train_acc, "o-", label="train")
+    ax.plot(history.epoch, history.test_acc, "o-", label="test")
+    if target is not None:
+        ax.axhline(target, color="grey", ls="--", lw=1, label=f"{target:.2f}% target")
+    ax.set(xlabel="epoch", ylabel="accuracy (%)")
+
+
 def plot_history(history, title: str = "", target: Optional[float] = 99.4) -> plt.Figure:
-    """Train/test loss and accuracy per epoch, side by side, with the target accuracy line."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.6))
+    """Train/test loss and accuracy per epoch, side by side, with the target accuracy line.
+
+    Near the target a tenth of a point matters, so the accuracy is zoomed to the target region
+    (:func:`accuracy_zoom`). Where that zoom would leave points out (the first epochs, or a train
+    accuracy held down by augmentation), a panel with every epoch's accuracy stands beside the
+    zoom, and the zoom marks each point below it at its bottom edge (:func:`mark_clipped`).
+    """
+    zoom = accuracy_zoom(history, target)
+    values = list(history.train_acc) + list(history.test_acc)
+    low = min(values)
+    full = zoom is None or low < zoom[0] or max(values) > zoom[1]
+    panels = 2 + (zoom is not None and full)
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.6))
+    ax_loss = axes[0]
     ep = history.epoch
     ax_loss.plot(ep, history.train_loss, "o-", label="train")
     ax_loss.plot(ep, history.test_loss, "o-", label="test")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss", yscale="log")
     plain_log_ticks(ax_loss.yaxis)
-    ax_acc.plot(ep, history.train_acc, "o-", label="train")
-    ax_acc.plot(ep, history.test_acc, "o-", label="test")
-    if target is not None:
-        ax_acc.axhline(target, color="grey", ls="--", lw=1, label=f"{target:.2f}% target")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
-    low = min(min(history.train_acc), min(history.test_acc))
-    if target is not None and max(history.test_acc) > target - 1.0:
-        # zoomed to the target region, where the last epochs are decided; earlier points are
-        # marked at the bottom edge
-        ax_acc.set_ylim(target - 1.5, 100)
-        ax_acc.set_title(f"Accuracy (zoomed: {target - 1.5:.1f}-100%{mark_clipped(ax_acc)})")
-    else:
-        ax_acc.set_ylim(max(low - 0.5, 90.0) if low > 90 else max(low - 1, 0), 100)
-    for ax in (ax_loss, ax_acc):
+    ax_loss.legend()
+    if full:  # every epoch's accuracy, on a scale that holds them all
+        ax_all = axes[1]
+        _accuracy_lines(ax_all, history, target)
+        ax_all.set_ylim(max(low - 0.5, 90.0) if low > 90 else max(low - 1, 0), 100)
+        ax_all.set_title("Accuracy, every epoch")
+        ax_all.legend(loc="lower right")
+    if zoom is not None:
+        ax_zoom = axes[-1]
+        _accuracy_lines(ax_zoom, history, target)
+        ax_zoom.set_ylim(*zoom)
+        ax_zoom.set_title(f"Accuracy (zoomed: {plain_number(round(zoom[0], 1))}-"
+                          f"{plain_number(round(zoom[1], 1))}%{mark_clipped(ax_zoom)})")
+        if not full:
+            ax_zoom.legend(loc="lower right")
+    for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend()
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
@@ -217,14 +251,38 @@ def plot_seeds(histories: dict, target: float = 99.4, last: int = 3,
 
 
 def plot_lr(history, title: str = "Learning rate at every optimizer step") -> plt.Figure:
-    """The LR the optimizer really used, step by step (proves the scheduler stepped)."""
-    fig, ax = plt.subplots(figsize=(7, 2.8))
-    lrs = np.asarray(history.batch_lr)
+    """The LR the optimizer really used, step by step (proves the scheduler stepped), and below
+    it the momentum of each step where the run recorded it (``history.batch_momentum``).
+
+    The LR axis is logarithmic: OneCycle anneals to a floor 1,000 times below its peak, and a
+    hold at that floor would lie flat on zero on a linear axis. OneCycle also cycles the
+    momentum opposite to the LR (high while the LR is low), which the lower panel shows.
+    """
+    lrs = np.asarray(history.batch_lr, float)
+    if len(lrs) == 0:
+        raise ValueError("this history records no per-step LR (a shipped design run keeps none)")
+    momenta = np.asarray(getattr(history, "batch_momentum", []), float)
+    panels = 2 if len(momenta) else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(7, 2.8 + 1.9 * (panels - 1)), sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 2][:panels]})
+    ax_lr = axes[0, 0]
     steps_per_epoch = len(lrs) / max(len(history), 1)
-    ax.plot(np.arange(len(lrs)) / steps_per_epoch, lrs)
-    ax.set(xlabel="epoch", ylabel="learning rate", title=title)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
+    ax_lr.plot(np.arange(len(lrs)) / steps_per_epoch, lrs)
+    ax_lr.set(yscale="log", ylabel="learning rate (log)",
+              title=f"{title}: peak {plain_number(lrs.max())}, lowest {plain_number(lrs.min())}")
+    plain_log_ticks(ax_lr.yaxis)
+    if panels == 2:
+        ax_m = axes[1, 0]
+        ax_m.plot(np.arange(len(momenta)) / steps_per_epoch, momenta, color="tab:purple")
+        spread = momenta.max() - momenta.min()
+        pad = 0.1 * spread if spread else 0.01
+        ax_m.set_ylim(momenta.min() - pad, momenta.max() + pad)
+        ax_m.set(ylabel="momentum", title="Momentum at every step (Adam: its first beta)")
+    bottom = axes[-1, 0]
+    bottom.set_xlabel("epoch (one point per optimizer step)")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[:, 0]:
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
@@ -232,7 +290,12 @@ def plot_lr(history, title: str = "Learning rate at every optimizer step") -> pl
 def plot_lr_range(result: dict, chosen: Optional[float] = None,
                   title: str = "LR range test: loss while the LR rises") -> plt.Figure:
     """The loss of :func:`eva_utils.engine.lr_range_test` against the LR (log axis), with ``chosen``
-    (a recipe's peak LR) and the test's lowest-loss LR (``result["lowest_lr"]``) marked."""
+    (a recipe's peak LR) and the test's lowest-loss LR (``result["lowest_lr"]``) marked.
+
+    The y axis runs from a little below the lowest loss to a little above the first (the
+    untrained network's, about ln 10 = 2.3 for ten classes): the fall is what the test reads. The
+    blow-up at the end would squash that fall flat, so its points above are marked at the top edge.
+    """
     fig, ax = plt.subplots(figsize=(7, 3.2))
     lrs, losses = np.asarray(result["lr"]), np.asarray(result["loss"])
     ax.plot(lrs, losses)
@@ -242,7 +305,9 @@ def plot_lr_range(result: dict, chosen: Optional[float] = None,
         ax.axvline(chosen, color="grey", ls="--", lw=1, label=f"the recipe's peak LR {chosen:g}")
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)")
     plain_log_ticks(ax.xaxis)
-    ax.set_ylim(min(losses) * 0.8, min(max(losses), 3 * losses[0]) * 1.05)
+    first, lowest = float(losses[0]), float(losses.min())
+    pad = 0.12 * max(first - lowest, 0.05 * first)  # a flat curve still gets a readable band
+    ax.set_ylim(max(lowest - pad, 0.0), max(first, lowest) + pad)
     ax.set_title(title + mark_clipped(ax))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
@@ -259,16 +324,32 @@ def denormalize(x: torch.Tensor, mean=(MNIST_MEAN,), std=(MNIST_STD,)) -> torch.
     return (x * std + mean).clamp(0, 1)
 
 
+def _title_size(size) -> float:
+    """A font size in points, for a number or a name such as ``"medium"``."""
+    return FontProperties(size=size).get_size_in_points()
+
+
 def show_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, ncols: int = 8,
-                title: str = "", normalized: bool = True, mean=(MNIST_MEAN,), std=(MNIST_STD,)) -> plt.Figure:
+                title: str = "", normalized: bool = True, mean=(MNIST_MEAN,), std=(MNIST_STD,),
+                title_size=8) -> plt.Figure:
     """A grid of images: normalised tensors with ``mean``/``std`` (1 or 3 channels), or
-    [0, 1] tensors with ``normalized=False``."""
+    [0, 1] tensors with ``normalized=False``.
+
+    Each cell is made wide and tall enough for its title at ``title_size`` (a title may span
+    several lines), so no title runs into its neighbour's or into the image above.
+    """
     images = images.detach().float().cpu()
     if normalized:
         images = denormalize(images, mean, std)
     n = len(images)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.55 * nrows + (0.4 if title else 0)),
+    size = _title_size(title_size)
+    lines = [line for t in (titles or []) for line in t.split("\n")]
+    n_lines = max((t.count("\n") + 1 for t in titles or []), default=0)
+    chars = max(map(len, lines), default=0)
+    cell_w = max(1.4, 0.62 * size / 72 * chars + 0.25)  # about 0.6 em per character, plus a gap
+    cell_h = 1.3 + n_lines * 1.4 * size / 72 + 0.15
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell_w * ncols, cell_h * nrows + (0.4 if title else 0)),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -280,10 +361,12 @@ def show_images(images: torch.Tensor, titles: Optional[Sequence[str]] = None, nc
         else:
             ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
         if titles is not None:
-            ax.set_title(titles[i], fontsize=8)
+            ax.set_title(titles[i], fontsize=size)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    if titles is not None:
+        fig.tight_layout()  # again, measured where the images' square aspect has put each title
     return fig
 
 
@@ -368,7 +451,9 @@ def misclassified(model, loader, device=None):
 
 def show_misclassified(model, loader, n: int = 24, class_names=None, device=None,
                        mean=(MNIST_MEAN,), std=(MNIST_STD,)) -> plt.Figure:
-    """A grid of ``n`` misclassified test images titled 'pred X / true Y', spread over all of them."""
+    """A grid of ``n`` misclassified test images, spread over all of them, each titled with its
+    prediction above its true class on two lines (``pred: Shirt``, ``true: T-shirt/top``), at the
+    axis-label size: long class names on one line would run into the neighbouring titles."""
     x, y, p, _ = misclassified(model, loader, device)
     if len(x) == 0:
         fig, ax = plt.subplots(figsize=(4, 1))
@@ -377,9 +462,10 @@ def show_misclassified(model, loader, n: int = 24, class_names=None, device=None
         return fig
     pick = spread_indices(len(x), n)
     name = (lambda i: class_names[i]) if class_names else str
-    titles = [f"pred {name(int(p[i]))} / true {name(int(y[i]))}" for i in pick]
+    titles = [f"pred: {name(int(p[i]))}\ntrue: {name(int(y[i]))}" for i in pick]
     title = f"{len(x)} misclassified test images ({len(pick)} shown, spread over all)"
-    return show_images(x[pick], titles, ncols=8, title=title, mean=mean, std=std)
+    return show_images(x[pick], titles, ncols=8, title=title, mean=mean, std=std,
+                       title_size=plt.rcParams["axes.labelsize"])
 
 
 def plot_steps(rows: Sequence[dict], target_params: int = 8000, target_acc: float = 99.4) -> plt.Figure:

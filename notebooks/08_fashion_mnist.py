@@ -106,7 +106,7 @@ final_recipe
 # a full run records its device and keeps its history as results/08_fashion_final.json, for the comparison below
 final_run = recipes.run(final_recipe, SEED, model=final_model, device=device, settings=settings, save="08_fashion_final")
 final_history, final_loaders = final_run.history, final_run.loaders
-plots.plot_history(final_history, "the final model as is, on Fashion-MNIST", target=None);
+plots.plot_history(final_history, "the final model as is, on Fashion-MNIST", target=recipes.FASHION_TARGET.acc);
 
 # %% [markdown]
 # ## 2. Design on a validation split
@@ -194,7 +194,7 @@ summary(model, (1, 28, 28))
 settings = recipe.run_settings()
 run = recipes.run(recipe, SEED, model=model, device=device, settings=settings)  # a full run: results/<step>.json
 history, loaders = run.history, run.loaders
-plots.plot_history(history, "the adapted model, on Fashion-MNIST", target=None);
+plots.plot_history(history, "the adapted model, on Fashion-MNIST", target=recipes.FASHION_TARGET.acc);
 
 # %% [markdown]
 # ## 4. The two models side by side

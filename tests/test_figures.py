@@ -140,8 +140,8 @@ def test_seed_figure_fits_its_data_in_quick_and_full_mode(mode):
 def test_zoomed_panels_mark_every_point_off_the_scale():
     h = history([96.0, 98.5] + [99.3] * 13, train_acc=[90.0, 97.0] + [99.0] * 13)
     fig = drawn(plots.plot_history(h))
-    acc = fig.axes[1]
-    assert acc.get_ylim() == pytest.approx((97.9, 100.0))
+    acc = fig.axes[-1]
+    assert acc.get_ylim() == pytest.approx((97.9, 99.9))
     assert_every_point_shown(acc)
     assert "▼ 3 points below" in acc.get_title()
     clipped = [m for m in acc.lines if m.get_gid() == plots.CLIPPED]
@@ -175,3 +175,94 @@ def test_titles_are_no_smaller_than_axis_labels_and_stay_inside_the_figure():
         boxes = [t.get_window_extent() for t in titles]
         assert not any(overlap(a, b) for a, b in combinations(boxes, 2))
         plt.close(fig)
+
+
+def _accuracy_axes(fig):
+    return [ax for ax in fig.axes if ax.get_ylabel() == "accuracy (%)"]
+
+
+@pytest.mark.parametrize("test_acc, train_acc, target", [
+    ([80.0, 90.5, 93.1], [60.0, 85.0, 91.0], 99.4),  # quick mode: far below the target, no zoom
+    ([97.0, 98.9, 99.1], [70.0, 92.0, 96.0], 99.4),  # quick mode near the target: train far below
+    # 04: train accuracy held down by dropout and augmentation, below the zoom until epoch 10
+    ([97.7, 98.3, 98.6, 98.9, 98.9, 99.0, 99.0, 99.1, 99.2, 99.2, 99.3, 99.3, 99.2, 99.3, 99.3],
+     [79.2, 95.5, 96.5, 97.0, 97.2, 97.5, 97.6, 97.8, 97.8, 97.9, 98.0, 97.9, 98.2, 98.2, 98.2], 99.4),
+    # 09: CIFAR-10, 20 epochs climbing to the 85% target only at the end
+    ([53.0 + 1.7 * i for i in range(20)], [41.0 + 2.4 * i for i in range(20)], 85.0),
+    # 08: Fashion-MNIST and its 90% target
+    ([79.9, 85.2, 85.3, 87.6, 87.6, 88.2, 89.1, 88.4, 89.0, 90.3, 90.0, 90.7, 91.0, 91.3, 91.4],
+     [66.8, 84.5, 87.0, 88.3, 89.2, 89.9, 90.2, 90.4, 90.8, 91.2, 91.5, 91.9, 92.2, 92.5, 92.7], 90.0),
+], ids=["quick-far", "quick-near", "04-15-epochs", "09-20-epochs", "08-fashion"])
+def test_accuracy_panels_hide_no_epoch(test_acc, train_acc, target):
+    """Every epoch's accuracy is drawn: inside a panel that holds them all, and in the zoom either
+    inside its limits or marked at its edge; the target line is inside every accuracy panel."""
+    h = history(test_acc, train_acc=train_acc)
+    fig = drawn(plots.plot_history(h, target=target))
+    panels = _accuracy_axes(fig)
+    assert panels
+    for ax in panels:
+        assert_every_point_shown(ax)
+        lo, hi = ax.get_ylim()
+        assert any(line.get_ydata()[0] == target for line in ax.lines if line.get_gid() != plots.CLIPPED)
+        assert lo < target < hi
+    full = [ax for ax in panels if "zoomed" not in ax.get_title()]
+    assert len(full) == 1  # one panel holds every epoch, whether or not a zoom stands beside it
+    lo, hi = full[0].get_ylim()
+    assert all(lo <= a <= hi for a in test_acc + train_acc)
+    zoom = [ax for ax in panels if "zoomed" in ax.get_title()]
+    if zoom:
+        below = sum(a < zoom[0].get_ylim()[0] for a in test_acc + train_acc)
+        assert f"▼ {below} point" in zoom[0].get_title()
+    plt.close(fig)
+
+
+def _lr_history(with_momentum: bool):
+    """06's schedule in small: a OneCycle warm-up and anneal, then a hold at the floor LR 1,000x below the peak."""
+    h = history([98.0, 99.0, 99.2, 99.3])
+    up, down, hold = np.linspace(0.002, 0.05, 10), np.geomspace(0.05, 5e-5, 20), [5e-5] * 10
+    h.batch_lr = [float(v) for v in np.concatenate([up, down, hold])]
+    if with_momentum:
+        h.batch_momentum = [0.95 - 0.1 * (lr - 5e-5) / (0.05 - 5e-5) for lr in h.batch_lr]
+    return h
+
+
+@pytest.mark.parametrize("with_momentum", [True, False], ids=["momentum", "lr-only"])
+def test_lr_figure_shows_the_floor_on_a_log_axis_and_the_momentum_below(with_momentum):
+    h = _lr_history(with_momentum)
+    fig = drawn(plots.plot_lr(h))
+    ax_lr = fig.axes[0]
+    assert ax_lr.get_yscale() == "log"
+    lo, hi = ax_lr.get_ylim()
+    assert lo <= min(h.batch_lr) and max(h.batch_lr) <= hi  # the hold's floor is on the axis
+    assert list(ax_lr.lines[0].get_ydata()) == h.batch_lr
+    for t in _tick_texts(ax_lr.yaxis):
+        assert re.fullmatch(r"-?[\d,]*\.?\d+", t.get_text()), t.get_text()
+    if with_momentum:
+        assert len(fig.axes) == 2
+        ax_m = fig.axes[1]
+        assert ax_lr.get_shared_x_axes().joined(ax_lr, ax_m)
+        assert list(ax_m.lines[0].get_ydata()) == h.batch_momentum
+        lo, hi = ax_m.get_ylim()
+        assert lo < min(h.batch_momentum) and max(h.batch_momentum) < hi
+        assert ax_m.get_xlabel().startswith("epoch") and not ax_lr.get_xlabel()  # one shared x label
+    else:
+        assert len(fig.axes) == 1
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no per-step LR"):
+        plots.plot_lr(history([99.0]))
+
+
+def test_lr_range_axis_reads_the_fall_from_the_first_loss_and_marks_the_blow_up():
+    lrs = list(np.geomspace(1e-4, 1.0, 40))
+    losses = [2.3 - 1.9 * min(i, 30) / 30 for i in range(40)]
+    losses[34:] = [3.0, 5.0, 9.0, 15.0, 25.0, 40.0]  # the blow-up at the end, far above the start
+    at = losses.index(min(losses))
+    fig = drawn(plots.plot_lr_range({"lr": lrs, "loss": losses, "lowest_lr": lrs[at], "lowest_loss": losses[at]},
+                                    chosen=0.05))
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    assert ax.get_xscale() == "log"
+    assert lo < min(losses) < 0.5 and 2.3 < hi < 2.6  # from a little below the lowest to a little above the first
+    assert_every_point_shown(ax)
+    assert "▲ 6 points above" in ax.get_title()
+    plt.close(fig)

@@ -1,4 +1,5 @@
 """What the notebooks show: Results rendered from a history, figures, widgets without a front end."""
+import json
 import math
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import ipywidgets
 import matplotlib.pyplot as plt
 import pytest
 import torch
+from matplotlib.font_manager import FontProperties
 
-from eva_utils import augment, data, engine, histories, models, plots, recipes, report, widgets
+from eva_utils import augment, data, datasets, engine, histories, models, plots, recipes, report, widgets
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +108,62 @@ def test_figures_are_drawn_from_measured_data(trained):
     assert list(lr_line.get_ydata()) == history.batch_lr
 
 
+def test_fit_records_the_momentum_of_every_step_and_plot_lr_shows_it(trained):
+    """OneCycle cycles SGD's momentum opposite to the LR: 0.95 at the start, 0.85 at the peak LR."""
+    _, _, history = trained
+    lrs, momenta = history.batch_lr, history.batch_momentum
+    assert len(momenta) == len(lrs) == 8
+    peak = lrs.index(max(lrs))
+    assert momenta[0] == pytest.approx(0.95) and momenta[peak] == pytest.approx(0.85)
+    assert min(momenta) == momenta[peak]
+    fig = plots.plot_lr(history)
+    ax_lr, ax_m = fig.axes
+    assert ax_lr.get_yscale() == "log" and ax_lr.get_shared_x_axes().joined(ax_lr, ax_m)
+    assert list(ax_lr.lines[0].get_ydata()) == lrs and list(ax_m.lines[0].get_ydata()) == momenta
+    plt.close(fig)
+
+
+def test_step_momentum_reads_sgd_momentum_and_adams_first_beta():
+    params = [torch.nn.Parameter(torch.zeros(1))]
+    assert engine.step_momentum(torch.optim.SGD(params, lr=0.1, momentum=0.9)) == 0.9
+    assert engine.step_momentum(torch.optim.AdamW(params, betas=(0.8, 0.999))) == 0.8
+    assert engine.step_momentum(torch.optim.Adagrad(params)) is None
+
+
+def test_histories_keep_the_momentum_and_older_files_without_it_still_load(tmp_path):
+    h = fake_history([99.0, 99.1])
+    h.batch_lr, h.batch_momentum = [0.01, 0.05, 0.02], [0.95, 0.85, 0.9]
+    histories.save_history(h, "x", results_dir=tmp_path)
+    assert histories.load_history("x", tmp_path).batch_momentum == [0.95, 0.85, 0.9]
+    raw = h.to_dict()
+    del raw["batch_momentum"]  # a history saved before the momentum was recorded
+    old = histories.parse_history(json.dumps(raw).encode(), "x")
+    assert old.batch_momentum == [] and old.batch_lr == h.batch_lr
+    raw["batch_momentum"] = ["high"]
+    with pytest.raises(ValueError, match="'batch_momentum' is not a list of numbers"):
+        histories.parse_history(json.dumps(raw).encode(), "x")
+
+
+def test_misclassified_titles_name_both_classes_on_two_lines_and_never_overlap(trained):
+    model, loaders, _ = trained
+    fig = plots.show_misclassified(model, loaders.test, n=24, class_names=datasets.FASHION_MNIST.classes)
+    fig.canvas.draw()
+    titled = [ax for ax in fig.axes if ax.get_title()]
+    assert len(titled) == 24
+    size = FontProperties(size=plt.rcParams["axes.labelsize"]).get_size_in_points()
+    boxes = []
+    for ax in titled:
+        pred, true = ax.get_title().split("\n")
+        assert pred.startswith("pred: ") and true.startswith("true: ")
+        assert ax.title.get_fontsize() >= size
+        boxes.append(ax.title.get_window_extent())
+    images = [ax.get_window_extent() for ax in titled]
+    for i, a in enumerate(boxes):
+        for j, b in enumerate(boxes[i + 1:] + images[:i] + images[i + 1:]):
+            assert not a.overlaps(b), (titled[i].get_title(), j)
+    plt.close(fig)
+
+
 def test_widgets_build_without_a_front_end(trained):
     model, loaders, _ = trained
     digits = next(iter(loaders.test))[0][:4]
@@ -148,8 +206,8 @@ def test_seed_figure_and_summary_show_each_seeds_lowest_of_the_last_three():
 
 def test_accuracy_plot_is_zoomed_to_the_target_with_whole_epochs():
     fig = plots.plot_history(fake_history([97.0, 98.5] + [99.3] * 13))
-    acc = fig.axes[1]
-    assert acc.get_ylim() == pytest.approx((97.9, 100.0))
+    acc = fig.axes[-1]  # the zoom; the panel before it holds every epoch
+    assert acc.get_ylim() == pytest.approx((97.9, 99.9))  # 1.5 below the target to 0.5 above the best
     assert any(line.get_ydata()[0] == 99.4 for line in acc.lines)
     assert all(float(t).is_integer() for t in acc.get_xticks())
     plt.close(fig)
@@ -193,7 +251,8 @@ def test_lr_range_test_raises_the_lr_exponentially_and_records_the_loss():
     assert (result["lowest_lr"], result["lowest_loss"]) == (result["lr"][at], result["loss"][at])
     fig = plots.plot_lr_range(result, chosen=0.05)
     assert fig.axes[0].get_xscale() == "log"
-    marked = [line.get_xdata()[0] for line in fig.axes[0].lines[1:]]  # the vertical markers
+    marked = [line.get_xdata()[0] for line in fig.axes[0].lines[1:]  # the vertical markers
+              if line.get_gid() != plots.CLIPPED]
     assert marked == pytest.approx([result["lowest_lr"], 0.05])
     plt.close(fig)
     with pytest.raises(ValueError, match="start < end"):
