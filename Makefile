@@ -10,7 +10,7 @@ SEED   ?= 1
 # on the same machine (thread count changes floating-point summation order).
 THREADS ?= 1
 
-.PHONY: train test notebooks bench seeds venv offline-data clean
+.PHONY: train test notebooks html bench seeds venv offline-data clean
 
 # PyPI's torch for x86_64 Linux brings its CUDA libraries: the venv takes about 6 GB. Say so
 # before pip starts, where the disk has less, instead of leaving only pip's "No space left".
@@ -56,6 +56,11 @@ NB ?= [0-9]
 notebooks: $(STAMP)
 	$(VENV)/bin/jupytext --sync notebooks/$(NB)*.py
 	env -u EVA_SMOKE OMP_NUM_THREADS=$(THREADS) $(PY) tools/run_notebooks.py notebooks/$(NB)*.ipynb
+
+## Standalone HTML of every notebook (build/html) for readers without a kernel: each widget shows
+## as its saved picture and note, and the page loads no widget code from a CDN
+html: $(STAMP)
+	$(PY) tools/export_html.py notebooks/*.ipynb --output-dir build/html
 
 ## Textbook pipeline vs fast path, in one process
 bench: $(STAMP)
