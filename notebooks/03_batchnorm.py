@@ -137,7 +137,7 @@ history, loaders = run.history, run.loaders
 
 # %% [markdown]
 # ## Curves
-# Loss and accuracy per epoch; the right panel is zoomed to the top of the range, with the course's 99.4% line.
+# Loss and accuracy per epoch; the right panel zooms in on the top of the range, with the course's 99.4% line (where the zoom would leave points out, a middle panel shows every epoch).
 
 # %%
 plots.plot_history(history, recipe.name);

@@ -147,3 +147,36 @@ def test_the_cells_nbval_checks_are_marked_by_tags_not_comments_a_student_reads(
     assert checked, f"{path.name}: no cell tagged nbval-check-output"
     assert all(c.cell_type == "code" and c.outputs for c in checked)
     assert not any("NBVAL" in c.source for c in nb.cells)
+
+
+def _markdown_words(nb, start: str = "", stop: str = "## ") -> int:
+    """Words of markdown; with ``start``, only from the cell opening with it to the next heading cell."""
+    words, inside = 0, not start
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        text = cell.source.strip()
+        if start:
+            if text.startswith(start):
+                inside = True
+            elif inside and text.startswith(stop):
+                break
+        if inside:
+            words += len(text.split())
+    return words
+
+
+@pytest.mark.parametrize("path", IPYNBS, ids=lambda p: p.stem)
+def test_each_analysis_is_a_summary_not_a_log(path):
+    """A student reads the Analysis before the lesson: at most 400 words; a design log goes to the appendix."""
+    nb = nbformat.read(path, as_version=4)
+    assert _markdown_words(nb, start="## Analysis") <= 400
+
+
+def test_the_schedule_step_is_a_lesson_of_under_a_thousand_words_with_its_design_log_in_the_appendix():
+    nb = nbformat.read(NOTEBOOKS / "06_optimizer.ipynb", as_version=4)
+    assert _markdown_words(nb) < 1000
+    assert "10_appendix_design_log.ipynb" in " ".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    appendix = nbformat.read(NOTEBOOKS / "10_appendix_design_log.ipynb", as_version=4)
+    code = " ".join(c.source for c in appendix.cells if c.cell_type == "code")
+    assert "load_design_runs" in code and "recipes.run" not in code and "fit(" not in code  # renders, trains nothing
