@@ -277,7 +277,7 @@ def plot_lr(history, title: str = "Learning rate at every optimizer step") -> pl
         spread = momenta.max() - momenta.min()
         pad = 0.1 * spread if spread else 0.01
         ax_m.set_ylim(momenta.min() - pad, momenta.max() + pad)
-        ax_m.set(ylabel="momentum", title="Momentum at every step (Adam: its first beta)")
+        ax_m.set(ylabel="momentum", title="Momentum at every step")  # SGD's momentum (for Adam, its first beta)
     bottom = axes[-1, 0]
     bottom.set_xlabel("epoch (one point per optimizer step)")
     bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
