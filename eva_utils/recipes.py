@@ -267,7 +267,7 @@ class Recipe:
 
 
 #: The strength (alpha, px) of 05's and 06's elastic distortion: chosen on the validation split
-#: (notebook 06's ninth round, final_elastic_16); Simard's 34 was more than 7,972 parameters carry.
+#: (the appendix notebook 10, ninth round: final_elastic_16); Simard's 34 was more than 7,972 parameters carry.
 ELASTIC_ALPHA = 16.0
 
 #: Where notebook 07's design runs start (tools/stretch_design.py, ``start_w16``): 06's OneCycle in 6
@@ -289,7 +289,7 @@ RECIPES: dict[str, Recipe] = {
     # floor LR (the hold: each of the last 3 epochs scores the same settled network); before each
     # evaluation, BatchNorm's statistics are recomputed over 10,000 clean training images (precise
     # BN: the scored statistics belong to the scored weights). The data is 05's (rotation + mild
-    # elastic distortion). tools/final_design.py (shown in notebook 06) chose the hold, precise BN
+    # elastic distortion). tools/final_design.py (shown in the appendix, notebook 10) chose the hold, precise BN
     # and the distortion on the validation split (final_hold_2, final_precise_bn, final_elastic_16).
     "final": Recipe("06_optimizer", "final", rotation=7.0, elastic=ELASTIC_ALPHA, lr=0.005, nesterov=True,
                     scheduler="onecycle", max_lr=0.05, hold_epochs=2, precise_bn=10_000),

@@ -1,4 +1,4 @@
-"""What the design tools share (``final_design.py`` for notebook 06, ``stretch_design.py`` for 07).
+"""What the design tools share (``final_design.py`` for notebook 06, rendered in the appendix notebook 10; ``stretch_design.py`` for 07).
 
 A candidate is ``(recipe, model factory[, augmentation factory])``, or a callable of the seed
 that trains in a loop of its own and returns the history. :func:`main` trains the candidates

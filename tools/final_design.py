@@ -4,7 +4,7 @@ Every candidate trains for 15 epochs on the first 50,000 MNIST training images a
 the last 10,000 (``recipes.run(valid_size=10_000)``), from seeds 1 and 2, because what the course
 target asks of every seed is the *lowest* of its last 3 epochs, where one seed's tenth of a point
 is luck. Each run's history is saved as ``eva_utils/results/06_design_<candidate>_s<seed>.json``
-(package data, without the per-step LRs); notebook 06 reads and shows them, so the numbers behind
+(package data, without the per-step LRs); the appendix notebook 10 reads and shows them, so the numbers behind
 the choice come from these runs, never from the test set.
 
 The search started from the first GAP layout (:class:`FirstGap`, three 3x3s in block 2, 7,756
