@@ -114,6 +114,14 @@ def write_history(history: History, path) -> Path:
     return path
 
 
+def drop_per_step(history: History) -> History:
+    """Empty the per-step lists (LR and momentum) of a history about to ship with the package:
+    they are the recipe's schedule, the same for every run of it, and hundreds of kilobytes each."""
+    for key in _STEP_FIELDS:
+        setattr(history, key, [])
+    return history
+
+
 def save_history(history: History, step: str, quick: bool = False, results_dir: Optional[Path] = None) -> Optional[Path]:
     """Keep a full run's history as ``results/<step>.json`` (see :func:`history_dir`) for later notebooks.
 

@@ -310,3 +310,13 @@ def test_confusion_matrix_counts_the_same_predictions_as_the_grids(trained):
     fig = plots.plot_confusion(model, loaders.test)
     assert f"{int(counts.trace()):,} of {len(y):,} right" in fig.axes[0].get_title()
     plt.close(fig)
+
+
+def test_a_shipped_history_drops_its_per_step_lists_and_still_loads(tmp_path):
+    history = fake_history([99.0, 99.2])
+    history.batch_lr, history.batch_momentum = [0.01, 0.02, 0.03], [0.95, 0.9, 0.85]
+    assert histories.drop_per_step(history) is history
+    assert history.batch_lr == [] and history.batch_momentum == []
+    path = histories.save_history(history, "step", results_dir=tmp_path)
+    back = histories.parse_history(path.read_bytes(), "step")
+    assert back.test_acc == [99.0, 99.2] and back.batch_lr == [] and back.batch_momentum == []

@@ -69,8 +69,7 @@ def main(argv: list[str]) -> int:
             engine.seed_everything(seed)  # before the weights are drawn, as the notebook's seed runs do
             history = recipes.run(base.with_(**change), seed, model=factory(), progress=False,
                                   verbose=False, save=False).history
-            history.batch_lr = []  # the per-step LRs and momenta are the recipe's; kept out of the shipped package
-            history.batch_momentum = []
+            histories.drop_per_step(history)  # the recipe's per-step LRs and momenta stay out of the package
             history.meta.update(device_name=devices.device_description("cpu"), variant=name,
                                 evaluated_on="test set")
             path = histories.save_history(history, f"{STEP_NAMES[argv[0]]}_ablation_{name}_s{seed}",

@@ -60,8 +60,7 @@ def main(prefix: str, candidates: dict, argv: list[str], seeds: list[int], descr
         for seed in seeds:
             start = time.perf_counter()
             history = train(candidates[name], seed)
-            history.batch_lr = []  # the per-step LRs and momenta are the recipe's; kept out of the shipped package
-            history.batch_momentum = []
+            histories.drop_per_step(history)  # the recipe's per-step LRs and momenta stay out of the package
             history.meta.update(device_name=devices.device_description("cpu"), variant=name,
                                 evaluated_on=f"validation: the last {VALIDATION:,} training images")
             path = histories.save_history(history, f"{prefix}_{name}_s{seed}", results_dir=REFERENCE_RUNS)

@@ -81,8 +81,7 @@ def run(variant: str, epochs: int = EPOCHS):
     result = recipes.run(recipe, SEED, model=factory(), device="cpu", valid_size=VALIDATION,
                          settings=recipes.RunSettings(epochs), progress=False, verbose=False)
     history = result.history
-    history.batch_lr = []  # the per-step LRs and momenta are the recipe's; kept out of the shipped package
-    history.batch_momentum = []
+    histories.drop_per_step(history)  # the recipe's per-step LRs and momenta stay out of the package
     history.meta.update(variant=variant,
                         evaluated_on=f"validation: the last {VALIDATION:,} training images",
                         augment=repr(result.loaders.train.augment), recipe=recipe.name)
