@@ -22,9 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from eva_utils import devices, engine, histories, models, recipes  # noqa: E402
-
-REFERENCE_RUNS = ROOT / "eva_utils" / "results"
+from design_runs import ship  # noqa: E402  (the tools' shared way to keep a run as package data)
+from eva_utils import engine, models, recipes  # noqa: E402
 
 
 def _plain_c3():
@@ -69,11 +68,7 @@ def main(argv: list[str]) -> int:
             engine.seed_everything(seed)  # before the weights are drawn, as the notebook's seed runs do
             history = recipes.run(base.with_(**change), seed, model=factory(), progress=False,
                                   verbose=False, save=False).history
-            histories.drop_per_step(history)  # the recipe's per-step LRs and momenta stay out of the package
-            history.meta.update(device_name=devices.device_description("cpu"), variant=name,
-                                evaluated_on="test set")
-            path = histories.save_history(history, f"{STEP_NAMES[argv[0]]}_ablation_{name}_s{seed}",
-                                          results_dir=REFERENCE_RUNS)
+            path = ship(history, name, f"{STEP_NAMES[argv[0]]}_ablation_{name}_s{seed}", "test set")
             last = ", ".join(f"{a:.2f}" for a in history.test_acc[-3:])
             print(f"{name} seed {seed}: last 3 test {last}; train {history.train_acc[-1]:.2f}; "
                   f"{time.perf_counter() - start:.0f} s -> {path.name}", flush=True)

@@ -49,6 +49,14 @@ def train(candidate, seed: int):
                        save=False, augment=augmentation[0]() if augmentation else None).history
 
 
+def ship(history, name: str, saved_as: str, evaluated_on: str, results_dir=REFERENCE_RUNS):
+    """Keep a design or ablation run as package data: without the recipe's per-step lists, with the
+    machine, the variant's name and the split it was scored on in its meta. Returns the file written."""
+    histories.drop_per_step(history)  # the recipe's per-step LRs and momenta stay out of the package
+    history.meta.update(device_name=devices.device_description("cpu"), variant=name, evaluated_on=evaluated_on)
+    return histories.save_history(history, saved_as, results_dir=results_dir)
+
+
 def main(prefix: str, candidates: dict, argv: list[str], seeds: list[int], describe: Callable) -> None:
     """``argv``: candidate names (comma-separated; all when absent), then seeds (``1,2``; else ``seeds``).
     ``describe(history)`` is the short result printed for each run."""
@@ -60,9 +68,7 @@ def main(prefix: str, candidates: dict, argv: list[str], seeds: list[int], descr
         for seed in seeds:
             start = time.perf_counter()
             history = train(candidates[name], seed)
-            histories.drop_per_step(history)  # the recipe's per-step LRs and momenta stay out of the package
-            history.meta.update(device_name=devices.device_description("cpu"), variant=name,
-                                evaluated_on=f"validation: the last {VALIDATION:,} training images")
-            path = histories.save_history(history, f"{prefix}_{name}_s{seed}", results_dir=REFERENCE_RUNS)
+            path = ship(history, name, f"{prefix}_{name}_s{seed}",
+                        f"validation: the last {VALIDATION:,} training images")
             print(f"{name} seed {seed}: {describe(history)}; train {history.train_acc[-1]:.2f}; "
                   f"{time.perf_counter() - start:.0f} s -> {path.name}", flush=True)
