@@ -208,12 +208,15 @@ def load_design_runs(prefix: str, names: dict, seeds) -> dict:
             for label, name in names.items()}
 
 
-def compare_markdown(histories: dict, split: str = "test", timing: bool = False) -> str:
+def compare_markdown(histories: dict, split: str = "test", timing: bool = False,
+                     means: Optional[dict] = None) -> str:
     """Runs side by side (name -> history): params, best and last 3 accuracies, and the last-epoch
     train - ``split`` gap (``timing``: seconds per epoch too).
 
     The ablation tables of notebooks 04 and 05 and the comparisons of 08: what each change
-    bought, measured.
+    bought, measured. ``means`` (label -> histories of one seed each) adds a bold row per label
+    under the runs, each column averaged over its histories (03's seeds), so a mean sits under
+    the seeds it summarises in the same columns.
     """
     head = f"| run | params | best {split} (epoch) | last 3 {split} accuracies | last-epoch gap (train - {split}) |"
     rule = "|---|---|---|---|---|"
@@ -227,6 +230,19 @@ def compare_markdown(histories: dict, split: str = "test", timing: bool = False)
                f"{h.train_acc[-1] - h.test_acc[-1]:+.2f} points |")
         if timing:
             row += f" {sum(h.seconds) / max(len(h), 1):.1f} |"
+        out.append(row)
+    for label, runs in (means or {}).items():
+        runs = list(runs)
+        if not runs:
+            raise ValueError(f"compare_markdown: the mean row {label!r} has no runs to average")
+        n = len(runs)
+        best = sum(h.best_test[0] for h in runs) / n
+        last = [sum(h.last(3)[i] for h in runs) / n for i in range(min(len(h.last(3)) for h in runs))]
+        gap = sum(h.train_acc[-1] - h.test_acc[-1] for h in runs) / n
+        row = (f"| **{label}** | {runs[0].meta['params']:,} | {best:.2f}% | "
+               + ", ".join(f"{a:.2f}" for a in last) + f" | {gap:+.2f} points |")
+        if timing:
+            row += f" {sum(sum(h.seconds) / max(len(h), 1) for h in runs) / n:.1f} |"
         out.append(row)
     return "\n".join(out)
 

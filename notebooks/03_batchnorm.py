@@ -168,17 +168,6 @@ def train_seed(seed: int, he: bool):
                        progress=False, verbose=False, save=False).history
 
 
-def mean_row(name: str, runs: list) -> str:
-    """A row in ``report.compare_markdown``'s columns with each column averaged over ``runs``
-    (one seed each), so the mean sits under the seeds it summarises."""
-    n = len(runs)
-    best = sum(h.best_test[0] for h in runs) / n
-    last = [sum(h.last(3)[i] for h in runs) / n for i in range(len(runs[0].last(3)))]
-    gap = sum(h.train_acc[-1] - h.test_acc[-1] for h in runs) / n
-    return (f"| **{name}** | {runs[0].meta['params']:,} | {best:.2f}% | "
-            + ", ".join(f"{a:.2f}" for a in last) + f" | {gap:+.2f} points |")
-
-
 SEEDS = (1, 2, 3)
 init_runs = {"default init": {SEED: history}, "He init": {}}
 for seed in SEEDS:
@@ -186,11 +175,9 @@ for seed in SEEDS:
         init_runs["default init"][seed] = train_seed(seed, he=False)
     init_runs["He init"][seed] = train_seed(seed, he=True)
 
-table = report.compare_markdown({f"{init}, seed {seed}": h
-                                 for init, runs in init_runs.items() for seed, h in runs.items()})
-means = [mean_row(f"{init}, mean of seeds {SEEDS[0]}-{SEEDS[-1]}", list(runs.values()))
-         for init, runs in init_runs.items()]
-Markdown(table + "\n" + "\n".join(means))
+Markdown(report.compare_markdown(
+    {f"{init}, seed {seed}": h for init, runs in init_runs.items() for seed, h in runs.items()},
+    means={f"{init}, mean of seeds {SEEDS[0]}-{SEEDS[-1]}": runs.values() for init, runs in init_runs.items()}))
 
 # %% [markdown]
 # ## What it gets wrong

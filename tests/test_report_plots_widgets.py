@@ -293,6 +293,11 @@ def test_ablation_and_design_tables_come_from_the_histories():
     a, b = fake_history([99.0, 99.2, 99.3, 99.35]), fake_history([99.1, 99.4, 99.5, 99.45])
     text = report.compare_markdown({"without": a, "with": b})
     assert "| with | 7,756 | 99.50% (3) | 99.40, 99.50, 99.45 | +0.10 points |" in text
+    # a mean row (03's seeds): every column averaged over its runs, bold, under the runs
+    text = report.compare_markdown({"seed 1": a, "seed 2": b}, means={"mean of seeds 1-2": [a, b]})
+    assert text.splitlines()[-1] == "| **mean of seeds 1-2** | 7,756 | 99.42% | 99.30, 99.40, 99.40 | +0.10 points |"
+    with pytest.raises(ValueError, match="'empty' has no runs"):
+        report.compare_markdown({"seed 1": a}, means={"empty": []})
     design = report.design_markdown({"weak": {1: a, 2: a}, "strong": {1: b, 2: b}})
     lines = design.splitlines()
     assert lines[2].startswith("| strong |") and lines[3].startswith("| weak |")  # best first
