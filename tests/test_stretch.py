@@ -260,3 +260,38 @@ def test_a_run_saves_the_steps_record_only_for_the_steps_own_model(monkeypatch):
         recipes.run(recipe.with_(precise_bn=0, batch_size=32), 1, device="cpu", settings=tiny, model=model,
                     model_kwargs=kwargs, progress=False, verbose=None)
     assert seen == [False, True, True]
+
+
+def test_the_third_rounds_layouts_keep_the_budget_and_share_what_they_say():
+    """tools/stretch_design.py's third round spends the same budget differently: every candidate is
+    under 3,600 parameters, a shared conv's weights are counted once and used by every application,
+    and the late-pool layouts end on the map their names give the GAP."""
+    tool = _tool("stretch_design")
+    third = [n for n in tool.CANDIDATES if n.startswith(("late_pool", "shared_", "headless"))]
+    assert len(third) == 6
+    for name in third:
+        model = tool.CANDIDATES[name][1]()
+        assert engine.count_parameters(model) < recipes.STRETCH_TARGET.params, name
+        assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10), name
+
+    shared = tool.SharedBlock2((10, 24, 10, 36))
+    separate = models.Stretch(widths=(10, 24, 10, 36))
+    # the two applications saved: a depthwise 3x3 and a 36 x 36 1x1 each (their BatchNorms stay)
+    assert engine.count_parameters(separate) - engine.count_parameters(shared) == 2 * (9 * 36 + 36 * 36)
+    calls = []
+    shared.pointwise.register_forward_hook(lambda *_: calls.append(1))
+    shared(torch.rand(2, 1, 28, 28))
+    assert len(calls) == 3
+    four = tool.SharedBlock2((10, 24, 10, 36), applications=4)
+    assert four.pads == [1, 0, 0, 0] and len(four.norms) == 4 and len(four.depthwise) == 1
+    own = tool.SharedBlock2((10, 24, 10, 31), own_depthwise=True)
+    assert len(own.depthwise) == 3 and engine.count_parameters(own) == 3_504
+
+    late = tool.LatePool(10, (16, 16), 10, (21,) * 4)
+    assert late.body(torch.rand(1, 1, 28, 28)).shape[-2:] == (3, 3)
+
+    # the skips add no parameters; the bilinear rows change only how the same warp is resampled
+    assert engine.count_parameters(tool.ResidualStretch()) == engine.count_parameters(models.Stretch())
+    recipe, _, warp = tool.CANDIDATES["all_separable_w22_ema_bilinear"]
+    assert recipe == recipes.get_recipe("stretch") and warp().mode == "bilinear"
+    assert (warp().degrees, warp().elastic) == (recipe.make_augment().degrees, recipe.make_augment().elastic)
