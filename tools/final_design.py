@@ -48,7 +48,7 @@ or 0.15 (99.33 / 99.41), and no rotation in the 2 hold epochs (:class:`CleanAfte
 99.34, train accuracy up to 99.73): none raised the level.
 
 A fifth AMD EPYC session, seeds 1-2: a 3-epoch hold (the cycle in 12 epochs, 99.37 / 99.40) and an
-EMA of the weights (0.999) on top of the 2-epoch hold (99.35 / 99.35) were lower too. Notebook 06's
+EMA of the weights (0.999) on top of the 2-epoch hold (99.35 / 99.35) were lower too. The appendix notebook 10's
 "later rounds" table shows the third, fourth and fifth rounds.
 
 A sixth AMD EPYC session: precise BN on top of the hold (``final_precise_bn``: BatchNorm's
@@ -56,23 +56,22 @@ statistics recomputed over 10,000 clean training images before each evaluation),
 99.44 / 99.42 / 99.41 / 99.42 against the hold's 99.42 / 99.42 / 99.37 / 99.46, the same mean of
 the lowest (99.42) with the worst seed raised and no seed's last 3 more than 0.01 apart; adopted
 (RECIPES["final"]). A diagnostic with every width x1.4 (15,275 parameters, over the budget)
-scored 99.41 / 99.39: the level is not bought by width. Notebook 06's "sixth round" shows both.
+scored 99.41 / 99.39: the level is not bought by width. The appendix notebook 10's "sixth round" shows both.
 
 A seventh AMD EPYC session, from the final with precise BN, seeds 1-2 (two runs side by side, one
 thread each): an elastic distortion on top of the rotation (a recipe's ``elastic``), mild
 (alpha 16, moves of ~0.7 px: 99.45 / 99.42, train accuracy on the distorted images 98.9) and at
 Simard et al.'s strength (alpha 34, ~1.5 px: 99.25 / 99.13, train 96.9), against the final's
 99.44 / 99.42. The mild one equals the final within noise at ~1.5x the training time (429 against
-~290 s per run here); the strong one over-regularises 7,972 parameters. Neither is adopted nor
-shown in notebook 06 then (its "seventh and eighth rounds" table shows them now).
+~290 s per run here); the strong one over-regularises 7,972 parameters. Neither was adopted
+then (the appendix notebook 10's "seventh and eighth rounds" table shows them now).
 
 An eighth AMD EPYC session, seeds 1-2: a stochastic-weight-averaging tail instead of the hold
 (:func:`swa_tail`: the cycle in 11 epochs, then 4 epochs at the start LR 0.005 with a uniform
 average of the weights scored from epoch 12, precise BN as in the final): 99.36 / 99.37 against
 99.44 / 99.42, train accuracy 99.47 / 99.51. The 11-epoch cycle alone ended at 99.42 / 99.40
 (epoch 11), and averaging the weights of 4 epochs at LR 0.005 did not win back the 2 epochs of
-annealing it cost. Not adopted. Two more from the final, not shown in notebook 06 (its re-run came
-first): an anti-aliased max-pool (:class:`BlurPool`: 99.41 / 99.41, train 99.59 / 99.60, at ~1.4x the
+annealing it cost. Not adopted. Two more from the final, not shown in the appendix (notebook 10): an anti-aliased max-pool (:class:`BlurPool`: 99.41 / 99.41, train 99.59 / 99.60, at ~1.4x the
 time) and dropout 0.02 back on top of the rotation (99.35 / 99.34, train 98.98 / 98.94). Neither
 raised the level.
 
@@ -371,7 +370,7 @@ CANDIDATES = {
     "deeper_block2_ema": (START.with_(ema=0.999), lambda: Deeper((8, 16, 8, 12, 14, 14, 14))),
     "deeper_widening": (START, _final),
     "deeper_widening_ema": (START.with_(ema=0.999), _final),
-    # tried after the choice, on another CPU (AMD EPYC), seeds 1-2 (not shown in notebook 06):
+    # tried after the choice, on another CPU (AMD EPYC), seeds 1-2 (not shown in the appendix, notebook 10):
     # plain momentum instead of Nesterov, and a longer warm-up
     "final_plain_momentum": (START.with_(nesterov=False), _final),
     "final_pct_0.3": (START.with_(pct_start=0.3), _final),
