@@ -223,27 +223,26 @@ def compare_markdown(histories: dict, split: str = "test", timing: bool = False,
     if timing:
         head, rule = head + " s/epoch |", rule + "---|"
     out = [head, rule]
+
+    def columns(h):  # best, last 3, gap and s/epoch of one run: what a row shows, or averages
+        return h.best_test[0], h.last(3), h.train_acc[-1] - h.test_acc[-1], sum(h.seconds) / max(len(h), 1)
+
+    def row(name, params, best, last, gap, per_epoch):
+        text = f"| {name} | {params:,} | {best} | " + ", ".join(f"{a:.2f}" for a in last) + f" | {gap:+.2f} points |"
+        return text + (f" {per_epoch:.1f} |" if timing else "")
+
     for name, h in histories.items():
-        best, epoch = h.best_test
-        last = ", ".join(f"{a:.2f}" for a in h.last(3))
-        row = (f"| {name} | {h.meta['params']:,} | {best:.2f}% ({epoch}) | {last} | "
-               f"{h.train_acc[-1] - h.test_acc[-1]:+.2f} points |")
-        if timing:
-            row += f" {sum(h.seconds) / max(len(h), 1):.1f} |"
-        out.append(row)
+        best, last, gap, per_epoch = columns(h)
+        out.append(row(name, h.meta["params"], f"{best:.2f}% ({h.best_test[1]})", last, gap, per_epoch))
     for label, runs in (means or {}).items():
         runs = list(runs)
         if not runs:
             raise ValueError(f"compare_markdown: the mean row {label!r} has no runs to average")
         n = len(runs)
-        best = sum(h.best_test[0] for h in runs) / n
-        last = [sum(h.last(3)[i] for h in runs) / n for i in range(min(len(h.last(3)) for h in runs))]
-        gap = sum(h.train_acc[-1] - h.test_acc[-1] for h in runs) / n
-        row = (f"| **{label}** | {runs[0].meta['params']:,} | {best:.2f}% | "
-               + ", ".join(f"{a:.2f}" for a in last) + f" | {gap:+.2f} points |")
-        if timing:
-            row += f" {sum(sum(h.seconds) / max(len(h), 1) for h in runs) / n:.1f} |"
-        out.append(row)
+        best, lasts, gaps, per_epochs = zip(*map(columns, runs))
+        last = [sum(epoch) / n for epoch in zip(*lasts)]
+        out.append(row(f"**{label}**", runs[0].meta["params"], f"{sum(best) / n:.2f}%", last,
+                       sum(gaps) / n, sum(per_epochs) / n))
     return "\n".join(out)
 
 
